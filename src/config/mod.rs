@@ -1,0 +1,295 @@
+//! Configuration: raw inputs (flags, `HONCHO_EXPORTER_*` environment, YAML file) → validated
+//! [`Settings`]. Precedence: flags > env > file > defaults. Unknown keys are errors.
+//!
+//! This module reads the config file and checks that the token file is readable; it does no
+//! network I/O and never logs or prints the token.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use regex::Regex;
+use url::Url;
+
+/// The default `--web.listen-address`. 9100–9999 (the Prometheus default-port allocation range)
+/// is fully allocated; 21794 is outside it and below the Linux ephemeral range.
+pub const DEFAULT_LISTEN_ADDRESS: &str = "0.0.0.0:21794";
+
+/// Everything the exporter needs to run, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The exporter's own HTTP server.
+    pub web: WebSettings,
+    /// Where Honcho is and how to talk to it.
+    pub honcho: HonchoSettings,
+    /// The poll loop's timing and limits.
+    pub poll: PollSettings,
+    /// Which workspaces to poll.
+    pub workspaces: WorkspaceSelection,
+    /// Per-session series cap.
+    pub sessions: SessionSettings,
+    /// The work-units walk and its per-unit detail.
+    pub work_units: WorkUnitSettings,
+    /// Classification thresholds.
+    pub classify: ClassifySettings,
+    /// Extra filtered status polls, exported under `honcho_queue_scope_items`.
+    pub scopes: Vec<Scope>,
+    /// Logging.
+    pub log: LogSettings,
+    /// Sharding across replicas.
+    pub shard: ShardSettings,
+}
+
+/// The exporter's own HTTP server.
+#[derive(Debug, Clone)]
+pub struct WebSettings {
+    /// Addresses to listen on (`--web.listen-address`, repeatable).
+    pub listen_addresses: Vec<SocketAddr>,
+    /// Path of the metrics endpoint (`--web.telemetry-path`, default `/metrics`).
+    pub telemetry_path: String,
+    /// exporter-toolkit style web config (TLS, basic auth), if any.
+    pub config_file: Option<PathBuf>,
+    /// Scrapes served at once; more wait (bounded), so scrapes cannot starve the poll loop.
+    pub max_concurrent_requests: usize,
+    /// Time budget for one request, headers included (slow clients are cut off).
+    pub request_timeout: Duration,
+}
+
+/// Where Honcho is and how to talk to it.
+#[derive(Debug, Clone)]
+pub struct HonchoSettings {
+    /// Base URL, e.g. `http://127.0.0.1:8000` (`--honcho.url`).
+    pub url: Url,
+    /// Where the bearer token comes from; `None` when Honcho runs with auth off.
+    pub token: Option<TokenSource>,
+    /// API generation: detected unless overridden.
+    pub api_generation: GenerationOverride,
+    /// Extra CA certificates (PEM) trusted for an `https` Honcho URL.
+    pub ca_file: Option<PathBuf>,
+    /// Largest response body accepted, in bytes; larger → `too_large`.
+    pub max_response_bytes: usize,
+    /// Upper bound on requests per second sent to Honcho by this exporter.
+    pub max_requests_per_second: f64,
+    /// Retries per request after the first attempt (5xx, 429, timeouts, connect errors).
+    pub retries: u32,
+    /// First backoff delay; doubled per retry, with jitter, capped by `retry_max_backoff`.
+    pub retry_initial_backoff: Duration,
+    /// Cap of one backoff delay (also caps an honoured `Retry-After`).
+    pub retry_max_backoff: Duration,
+}
+
+/// Where the Honcho bearer token comes from. Debug output never shows the token.
+#[derive(Clone)]
+pub enum TokenSource {
+    /// Read from this file (trimmed); re-read when the file changes, so rotation needs no restart.
+    File(PathBuf),
+    /// Given in the environment (`HONCHO_EXPORTER_HONCHO_TOKEN`).
+    Env(Secret),
+}
+
+impl fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TokenSource::File(path) => f.debug_tuple("File").field(path).finish(),
+            TokenSource::Env(_) => f.write_str("Env(<redacted>)"),
+        }
+    }
+}
+
+/// A secret string: `Debug` and `Display` print `<redacted>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    /// The secret itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// The API generation, forced or detected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GenerationOverride {
+    /// Detect from the server's answers (the default).
+    Auto,
+    /// Force generation A (Honcho 2.x, `/v2/…/deriver/status`).
+    A,
+    /// Force generation B (Honcho 3.x without the split; no work-units).
+    B,
+    /// Force generation C (Honcho 3.x with the split and work-units).
+    C,
+}
+
+/// The poll loop's timing and limits.
+#[derive(Debug, Clone)]
+pub struct PollSettings {
+    /// Time between poll cycle starts (`--poll.interval`, default 15 s).
+    pub interval: Duration,
+    /// Budget for one upstream request including retries (`--poll.timeout`, default 10 s).
+    pub timeout: Duration,
+    /// Workspaces polled at once (`--poll.concurrency`, default 4).
+    pub concurrency: usize,
+    /// Queue values older than this are dropped (`--poll.max-staleness`, default 3 × interval).
+    pub max_staleness: Duration,
+}
+
+/// Which workspaces to poll.
+#[derive(Debug, Clone)]
+pub struct WorkspaceSelection {
+    /// A static list (`--workspaces a,b`); empty means discover via `workspaces/list`.
+    pub static_list: Vec<String>,
+    /// Only workspaces whose name matches (anchored).
+    pub allow: Option<Regex>,
+    /// Workspaces whose name matches are skipped (anchored; applied after `allow`).
+    pub deny: Option<Regex>,
+}
+
+/// Per-session series cap.
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    /// Sessions exported per workspace (top by pending items); the rest sum into `__other__`.
+    pub max_per_workspace: usize,
+}
+
+/// The work-units walk and its per-unit detail.
+#[derive(Debug, Clone)]
+pub struct WorkUnitSettings {
+    /// Whether to walk at all (generation C only).
+    pub enabled: bool,
+    /// Page size sent as `size` (1–100; default 100).
+    pub page_size: u32,
+    /// Pages walked per workspace per cycle at most; past it the walk is `page_cap`-truncated.
+    pub max_pages: u32,
+    /// Per-unit detail series per workspace (top problem units).
+    pub detail_limit: usize,
+}
+
+/// Classification thresholds.
+#[derive(Debug, Clone)]
+pub struct ClassifySettings {
+    /// A stalled unit whose oldest item is older than this is `overdue`
+    /// (default: 1800 s, Honcho's batch max age, + one poll interval).
+    pub overdue_after: Duration,
+}
+
+/// One configured scope: an extra status poll filtered by observer, sender and/or session name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    /// The `scope` label value.
+    pub name: String,
+    /// Workspaces this scope applies to; empty = every polled workspace.
+    pub workspaces: Vec<String>,
+    /// `observer_id` query parameter.
+    pub observer_id: Option<String>,
+    /// `sender_id` query parameter.
+    pub sender_id: Option<String>,
+    /// `session_id` query parameter (a session *name*).
+    pub session_id: Option<String>,
+}
+
+/// Logging.
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    /// `error|warn|info|debug|trace`.
+    pub level: String,
+    /// `logfmt` (human) or `json`.
+    pub format: LogFormat,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable key=value lines.
+    Logfmt,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Sharding across replicas: this replica polls the workspaces whose stable hash falls in its
+/// shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardSettings {
+    /// Number of shards (≥ 1).
+    pub count: u32,
+    /// This replica's shard (0-based, < count).
+    pub index: u32,
+}
+
+impl Settings {
+    /// Defaults for everything, with Honcho at `url`. Used by `demo`, tests and as the base the
+    /// loader overrides.
+    pub fn with_url(url: Url) -> Self {
+        let interval = Duration::from_secs(15);
+        Settings {
+            web: WebSettings {
+                listen_addresses: vec![
+                    DEFAULT_LISTEN_ADDRESS
+                        .parse()
+                        .expect("the default listen address is a valid socket address"),
+                ],
+                telemetry_path: "/metrics".to_string(),
+                config_file: None,
+                max_concurrent_requests: 16,
+                request_timeout: Duration::from_secs(10),
+            },
+            honcho: HonchoSettings {
+                url,
+                token: None,
+                api_generation: GenerationOverride::Auto,
+                ca_file: None,
+                max_response_bytes: 16 * 1024 * 1024,
+                max_requests_per_second: 50.0,
+                retries: 2,
+                retry_initial_backoff: Duration::from_millis(200),
+                retry_max_backoff: Duration::from_secs(5),
+            },
+            poll: PollSettings {
+                interval,
+                timeout: Duration::from_secs(10),
+                concurrency: 4,
+                max_staleness: interval * 3,
+            },
+            workspaces: WorkspaceSelection {
+                static_list: Vec::new(),
+                allow: None,
+                deny: None,
+            },
+            sessions: SessionSettings {
+                max_per_workspace: 50,
+            },
+            work_units: WorkUnitSettings {
+                enabled: true,
+                page_size: 100,
+                max_pages: 2000,
+                detail_limit: 20,
+            },
+            classify: ClassifySettings {
+                overdue_after: Duration::from_secs(1800) + interval,
+            },
+            scopes: Vec::new(),
+            log: LogSettings {
+                level: "info".to_string(),
+                format: LogFormat::Logfmt,
+            },
+            shard: ShardSettings { count: 1, index: 0 },
+        }
+    }
+}

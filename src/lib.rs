@@ -1,0 +1,53 @@
+//! `honcho_exporter`: a Prometheus exporter for the deriver queue of Honcho.
+//!
+//! # Layout
+//!
+//! The data path reads in one direction, and no module reaches back up it:
+//!
+//! ```text
+//! poller ──► honcho (HTTP client) ──► snapshot (pure aggregation) ──► families ──► exposition ──► server
+//! ```
+//!
+//! - [`config`]: raw command line, environment and YAML → validated [`config::Settings`]. No
+//!   network I/O; reads the config and token files only.
+//! - [`honcho`]: the HTTP client for Honcho's queue API (all three generations), its response
+//!   types and its error taxonomy with bounded `reason()` labels.
+//! - [`classify`]: pure classification of one work unit into `in_progress|ready|stalled|overdue`.
+//! - [`snapshot`]: pure, immutable per-poll data (`Snapshot`) and the streaming aggregation that
+//!   builds it page by page without keeping the work-unit list in memory.
+//! - [`families`]: pure mapping of a [`snapshot::Snapshot`] onto metric families (names, help,
+//!   labels). The only place metric names live.
+//! - [`metric`]: the format-neutral metric family model shared by `families` and `exposition`.
+//! - [`exposition`]: renders metric families as OpenMetrics 1.0.0 or text 0.0.4 bytes, content
+//!   negotiation, gzip.
+//! - [`poller`]: the poll loop: discovery, generation detection, bounded concurrency, retries,
+//!   staleness; publishes the rendered exposition for the server.
+//! - [`server`]: the hyper HTTP server: `/metrics`, `/`, `/-/healthy`, `/-/ready`.
+//! - [`web_config`]: exporter-toolkit style `--web.config.file` (TLS, basic auth).
+//! - [`process`]: the exporter's own process metrics (RSS, CPU, fds, start time), read at scrape.
+//! - [`simulator`]: a deterministic Honcho simulator serving all three API generations over real
+//!   HTTP, with fault knobs; used by `demo`, the tests and the benchmarks.
+//! - [`demo`]: `honcho_exporter demo`: simulator + exporter on loopback.
+
+pub mod classify;
+pub mod config;
+pub mod demo;
+pub mod exposition;
+pub mod families;
+pub mod honcho;
+pub mod metric;
+pub mod poller;
+pub mod process;
+pub mod server;
+pub mod simulator;
+pub mod snapshot;
+pub mod web_config;
+
+/// The version printed by `--version` and exported in `honcho_exporter_build_info`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The git revision the binary was built from, when the build could tell (`unknown` otherwise).
+pub const REVISION: &str = match option_env!("HONCHO_EXPORTER_REVISION") {
+    Some(revision) => revision,
+    None => "unknown",
+};

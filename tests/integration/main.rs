@@ -1,0 +1,15 @@
+//! The one integration test binary (ripgrep style): one module per area, fixtures in
+//! `tests/data/`. Modules share helpers through `util` and `validators`.
+
+mod config_errors;
+mod dashboards;
+mod deploy;
+mod end_to_end;
+mod exposition;
+mod fixtures_replay;
+mod golden;
+mod simulator_contract;
+mod simulator_faults;
+mod util;
+mod validators;
+mod web_config;

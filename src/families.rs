@@ -1,1 +1,383 @@
-//! TODO
+//! Maps a [`Snapshot`] onto metric families. Pure; the only place metric names, help texts and
+//! label names live. Iterates sorted maps only, so output is deterministic.
+//!
+//! Two parts: [`poll_families`] is rendered once per poll and cached as bytes;
+//! [`scrape_families`] holds what must be computed at scrape time (ages from `now`, process
+//! metrics) and is small: bounded by workspaces × task types × states + the detail limit.
+
+use crate::classify::{TaskType, UnitState};
+use crate::honcho::types::ItemCounts;
+use crate::metric::{MetricFamily, MetricType};
+use crate::snapshot::{EndpointHealth, Snapshot, WorkspaceSnapshot};
+
+type Labels = Vec<(&'static str, String)>;
+
+fn labels(pairs: &[(&'static str, &str)]) -> Labels {
+    pairs.iter().map(|(name, value)| (*name, (*value).to_string())).collect()
+}
+
+/// The item states of an [`ItemCounts`]: with the split when known, else plain `pending`.
+fn item_states(counts: &ItemCounts) -> Vec<(&'static str, u64)> {
+    let mut states = vec![("completed", counts.completed), ("in_progress", counts.in_progress)];
+    match (counts.pending_ready, counts.pending_stalled) {
+        (Some(ready), Some(stalled)) => {
+            states.push(("pending_ready", ready));
+            states.push(("pending_stalled", stalled));
+        }
+        _ => states.push(("pending", counts.pending)),
+    }
+    states
+}
+
+/// Everything rendered once per poll.
+pub fn poll_families(snapshot: &Snapshot) -> Vec<MetricFamily> {
+    let mut families = Vec::with_capacity(32);
+    queue_status_families(snapshot, &mut families);
+    work_unit_families(snapshot, &mut families);
+    deriver_families(snapshot, &mut families);
+    exporter_families(snapshot, &mut families);
+    families
+}
+
+fn queue_status_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
+    let mut items = MetricFamily::new(
+        "honcho_queue_items",
+        "Queue items (rows) by state, from queue/status; pending splits into pending_ready and pending_stalled where the server reports the split. Polled every poll interval, not at scrape",
+        MetricType::Gauge,
+    );
+    let mut session_items = MetricFamily::new(
+        "honcho_queue_session_items",
+        "Queue items by session (internal id) and state: the top sessions by pending items, the rest summed under __other__, items of no session (dreams) under __none__",
+        MetricType::Gauge,
+    );
+    let mut session_info = MetricFamily::new(
+        "honcho_queue_session",
+        "Maps an internal session id to its name (known from the work-units walk)",
+        MetricType::Info,
+    );
+    let mut scope_items = MetricFamily::new(
+        "honcho_queue_scope_items",
+        "Queue items by state for each configured scope (a queue/status poll filtered by observer, sender and/or session name)",
+        MetricType::Gauge,
+    );
+    for (workspace, data) in &snapshot.workspaces {
+        if let Some(status) = &data.status {
+            for (state, value) in item_states(&status.counts) {
+                items.push(labels(&[("workspace", workspace), ("state", state)]), value as f64);
+            }
+            for row in &status.sessions {
+                for (state, value) in item_states(&row.counts) {
+                    session_items.push(
+                        labels(&[("workspace", workspace), ("session_id", &row.session_id), ("state", state)]),
+                        value as f64,
+                    );
+                }
+            }
+        }
+        if let Some(units) = &data.work_units {
+            for (session_id, session_name) in &units.session_names {
+                session_info.push(
+                    labels(&[
+                        ("workspace", workspace),
+                        ("session_id", session_id),
+                        ("session_name", session_name),
+                    ]),
+                    1.0,
+                );
+            }
+        }
+        for (scope, counts) in &data.scopes {
+            for (state, value) in item_states(counts) {
+                scope_items.push(
+                    labels(&[("workspace", workspace), ("scope", scope), ("state", state)]),
+                    value as f64,
+                );
+            }
+        }
+    }
+    families.extend([items, session_items, session_info, scope_items]);
+}
+
+fn work_unit_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
+    let mut units = MetricFamily::new(
+        "honcho_queue_work_units",
+        "Work units by task type and state (in_progress, ready, stalled, overdue = stalled past the batch max age + grace; a partition), from the work-units walk",
+        MetricType::Gauge,
+    );
+    let mut unit_items = MetricFamily::new(
+        "honcho_queue_work_unit_items",
+        "Pending items of the work units in each task type and state",
+        MetricType::Gauge,
+    );
+    let mut tokens = MetricFamily::new(
+        "honcho_queue_pending_tokens",
+        "Pending tokens of the work units in each task type and state",
+        MetricType::Gauge,
+    );
+    let mut oldest = MetricFamily::new(
+        "honcho_queue_oldest_item_timestamp_seconds",
+        "Unix time of the oldest pending item among the work units in each task type and state (absent when there are none)",
+        MetricType::Gauge,
+    )
+    .with_unit("seconds");
+    let mut until_threshold = MetricFamily::new(
+        "honcho_queue_tokens_until_threshold",
+        "Smallest number of tokens a stalled work unit still needs to reach the batch threshold (how close the nearest batch is to firing)",
+        MetricType::Gauge,
+    );
+    let mut unit_until_threshold = MetricFamily::new(
+        "honcho_queue_work_unit_tokens_until_threshold",
+        "Tokens this problem work unit still needs to reach the batch threshold (top problem units only)",
+        MetricType::Gauge,
+    );
+    let mut unit_tokens = MetricFamily::new(
+        "honcho_queue_work_unit_pending_tokens",
+        "Pending tokens of this problem work unit (top problem units only)",
+        MetricType::Gauge,
+    );
+    let mut truncated = MetricFamily::new(
+        "honcho_exporter_walk_truncated",
+        "1 if the last work-units walk of the workspace stopped at the page cap, so the work-unit numbers cover only the oldest units",
+        MetricType::Gauge,
+    );
+    for (workspace, data) in &snapshot.workspaces {
+        if data.health.contains_key(&crate::honcho::Endpoint::WorkUnits) {
+            truncated.push(labels(&[("workspace", workspace)]), f64::from(u8::from(data.walk_truncated)));
+        }
+        let Some(aggregate) = &data.work_units else {
+            continue;
+        };
+        for task_type in TaskType::ALL {
+            // `other` exists only while a unit of an unknown task type does.
+            if task_type == TaskType::Other && !aggregate.has_units(TaskType::Other) {
+                continue;
+            }
+            for state in UnitState::ALL {
+                let cell = aggregate.cell(task_type, state);
+                let label_set = labels(&[
+                    ("workspace", workspace),
+                    ("task_type", task_type.as_str()),
+                    ("state", state.as_str()),
+                ]);
+                units.push(label_set.clone(), cell.units as f64);
+                unit_items.push(label_set.clone(), cell.items as f64);
+                tokens.push(label_set.clone(), cell.tokens as f64);
+                if let Some(timestamp) = cell.oldest_item_timestamp {
+                    oldest.push(label_set, timestamp);
+                }
+            }
+            if let Some(value) = aggregate.tokens_until_threshold[task_type.index()] {
+                until_threshold.push(
+                    labels(&[("workspace", workspace), ("task_type", task_type.as_str())]),
+                    value as f64,
+                );
+            }
+        }
+        for unit in &aggregate.detail {
+            let label_set = detail_labels(workspace, unit);
+            unit_until_threshold.push(label_set.clone(), unit.tokens_until_threshold as f64);
+            unit_tokens.push(label_set, unit.pending_tokens as f64);
+        }
+    }
+    families.extend([units, unit_items, tokens, oldest, until_threshold, unit_until_threshold, unit_tokens, truncated]);
+}
+
+fn detail_labels(workspace: &str, unit: &crate::snapshot::UnitDetail) -> Labels {
+    labels(&[
+        ("workspace", workspace),
+        ("task_type", unit.task_type.as_str()),
+        ("state", unit.state.as_str()),
+        ("session_name", &unit.session_name),
+        ("observed", &unit.observed),
+        ("work_unit_key", &unit.work_unit_key),
+    ])
+}
+
+fn deriver_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
+    let mut max_tokens = MetricFamily::new(
+        "honcho_deriver_representation_batch_max_tokens",
+        "Honcho's DERIVER_REPRESENTATION_BATCH_MAX_TOKENS, from the work-units envelope",
+        MetricType::Gauge,
+    );
+    if let Some(value) = snapshot.batch_max_tokens {
+        max_tokens.push(Vec::new(), value as f64);
+    }
+    let mut flush = MetricFamily::new(
+        "honcho_deriver_flush_enabled",
+        "1 if Honcho's DERIVER_FLUSH_ENABLED is on (nothing is ever stalled), from the work-units envelope",
+        MetricType::Gauge,
+    );
+    if let Some(value) = snapshot.flush_enabled {
+        flush.push(Vec::new(), f64::from(u8::from(value)));
+    }
+    families.extend([max_tokens, flush]);
+}
+
+fn exporter_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
+    let stats = &snapshot.exporter;
+    let mut up = MetricFamily::new(
+        "honcho_exporter_up",
+        "1 if the last poll of this endpoint of Honcho succeeded",
+        MetricType::Gauge,
+    );
+    let mut last_success = MetricFamily::new(
+        "honcho_exporter_last_success_timestamp_seconds",
+        "Unix time of the last successful poll of this endpoint; queue data comes from polls on the exporter's own timer, so this says how fresh it is",
+        MetricType::Gauge,
+    )
+    .with_unit("seconds");
+    let mut push_health = |label_set: Labels, health: &EndpointHealth| {
+        up.push(label_set.clone(), f64::from(u8::from(health.up)));
+        if let Some(timestamp) = health.last_success {
+            last_success.push(label_set, timestamp);
+        }
+    };
+    if let Some(discovery) = &stats.discovery {
+        push_health(labels(&[("endpoint", "discovery")]), discovery);
+    }
+    for (workspace, data) in &snapshot.workspaces {
+        for (endpoint, health) in &data.health {
+            push_health(labels(&[("workspace", workspace), ("endpoint", endpoint_label(*endpoint))]), health);
+        }
+    }
+    let mut duration = MetricFamily::new(
+        "honcho_exporter_poll_duration_seconds",
+        "Duration of the last complete poll cycle",
+        MetricType::Gauge,
+    )
+    .with_unit("seconds");
+    if let Some(value) = stats.poll_duration {
+        duration.push(Vec::new(), value.as_secs_f64());
+    }
+    let mut interval = MetricFamily::new(
+        "honcho_exporter_poll_interval_seconds",
+        "Configured poll interval: Honcho is polled on this timer, not at scrape time",
+        MetricType::Gauge,
+    )
+    .with_unit("seconds");
+    interval.push(Vec::new(), stats.poll_interval.as_secs_f64());
+    let mut cycles = MetricFamily::new(
+        "honcho_exporter_poll_cycles",
+        "Poll cycles completed",
+        MetricType::Counter,
+    );
+    cycles.push(Vec::new(), stats.poll_cycles as f64);
+    let mut requests = MetricFamily::new(
+        "honcho_exporter_upstream_requests",
+        "HTTP requests sent to Honcho, by endpoint and status code (error: no response)",
+        MetricType::Counter,
+    );
+    for ((endpoint, code), count) in &stats.requests {
+        requests.push(labels(&[("endpoint", endpoint.as_str()), ("code", code)]), *count as f64);
+    }
+    let mut errors = MetricFamily::new(
+        "honcho_exporter_poll_errors",
+        "Failed polls of Honcho by endpoint and reason (after retries)",
+        MetricType::Counter,
+    );
+    for ((endpoint, reason), count) in &stats.errors {
+        errors.push(labels(&[("endpoint", endpoint.as_str()), ("reason", reason)]), *count as f64);
+    }
+    let mut features = MetricFamily::new(
+        "honcho_exporter_feature_available",
+        "1 if the Honcho server offers the feature (status_split: stalled/ready in queue/status; work_units: the work-units walk)",
+        MetricType::Gauge,
+    );
+    for (feature, known) in [("status_split", stats.status_split), ("work_units", stats.work_units_available)] {
+        if let Some(available) = known {
+            features.push(labels(&[("feature", feature)]), f64::from(u8::from(available)));
+        }
+    }
+    let mut generation = MetricFamily::new(
+        "honcho_exporter_api_generation",
+        "The Honcho API generation in use (a: 2.x deriver/status; b: 3.x queue/status; c: 3.x with the split and work-units)",
+        MetricType::Gauge,
+    );
+    if let Some(value) = stats.generation {
+        generation.push(labels(&[("generation", value.as_str())]), 1.0);
+    }
+    let mut workspaces = MetricFamily::new(
+        "honcho_exporter_workspaces",
+        "Workspaces polled",
+        MetricType::Gauge,
+    );
+    workspaces.push(Vec::new(), snapshot.workspaces.len() as f64);
+    let mut capped = MetricFamily::new(
+        "honcho_exporter_series_capped",
+        "Series not exported because of a cap (session_items: sessions folded into __other__; work_unit_detail: problem units beyond the detail limit), summed over polls",
+        MetricType::Counter,
+    );
+    for family in ["session_items", "work_unit_detail"] {
+        capped.push(labels(&[("family", family)]), *stats.capped.get(family).unwrap_or(&0) as f64);
+    }
+    let mut build = MetricFamily::new(
+        "honcho_exporter_build",
+        "The exporter's version and the revision it was built from",
+        MetricType::Info,
+    );
+    build.push(labels(&[("version", crate::VERSION), ("revision", crate::REVISION)]), 1.0);
+    families.extend([
+        up,
+        last_success,
+        duration,
+        interval,
+        cycles,
+        requests,
+        errors,
+        features,
+        generation,
+        workspaces,
+        capped,
+        build,
+    ]);
+}
+
+fn endpoint_label(endpoint: crate::honcho::Endpoint) -> &'static str {
+    match endpoint {
+        crate::honcho::Endpoint::Scope => "scopes",
+        other => other.as_str(),
+    }
+}
+
+/// What is computed at scrape time: ages relative to `now` (Unix seconds).
+pub fn scrape_families(snapshot: &Snapshot, now: f64) -> Vec<MetricFamily> {
+    let mut oldest_age = MetricFamily::new(
+        "honcho_queue_oldest_item_age_seconds",
+        "Age at scrape time of the oldest pending item among the work units in each task type and state",
+        MetricType::Gauge,
+    )
+    .with_unit("seconds");
+    let mut unit_age = MetricFamily::new(
+        "honcho_queue_work_unit_age_seconds",
+        "Age at scrape time of the oldest pending item of this problem work unit (top problem units: overdue, stalled, in progress; oldest first)",
+        MetricType::Gauge,
+    )
+    .with_unit("seconds");
+    for (workspace, data) in &snapshot.workspaces {
+        add_ages(workspace, data, now, &mut oldest_age, &mut unit_age);
+    }
+    vec![oldest_age, unit_age]
+}
+
+fn add_ages(workspace: &str, data: &WorkspaceSnapshot, now: f64, oldest_age: &mut MetricFamily, unit_age: &mut MetricFamily) {
+    let Some(aggregate) = &data.work_units else {
+        return;
+    };
+    for task_type in TaskType::ALL {
+        for state in UnitState::ALL {
+            if let Some(timestamp) = aggregate.cell(task_type, state).oldest_item_timestamp {
+                oldest_age.push(
+                    labels(&[
+                        ("workspace", workspace),
+                        ("task_type", task_type.as_str()),
+                        ("state", state.as_str()),
+                    ]),
+                    (now - timestamp).max(0.0),
+                );
+            }
+        }
+    }
+    for unit in &aggregate.detail {
+        unit_age.push(detail_labels(workspace, unit), (now - unit.oldest_item_timestamp).max(0.0));
+    }
+}

@@ -8,6 +8,7 @@
 //! poller ──► honcho (HTTP client) ──► snapshot (pure aggregation) ──► families ──► exposition ──► server
 //! ```
 //!
+//! - [`app`]: wiring settings → client → poller → server with one shutdown signal.
 //! - [`config`]: raw command line, environment and YAML → validated [`config::Settings`]. No
 //!   network I/O; reads the config and token files only.
 //! - [`honcho`]: the HTTP client for Honcho's queue API (all three generations), its response
@@ -29,6 +30,7 @@
 //!   HTTP, with fault knobs; used by `demo`, the tests and the benchmarks.
 //! - [`demo`]: `honcho_exporter demo`: simulator + exporter on loopback.
 
+pub mod app;
 pub mod classify;
 pub mod config;
 pub mod demo;

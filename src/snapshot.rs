@@ -1,1 +1,536 @@
-//! TODO
+//! The per-poll data model and the pure functions that build it. No I/O, no clock: callers pass
+//! `now`.
+//!
+//! - [`summarize_status`] turns one queue/status body into workspace counts plus capped
+//!   per-session rows (top N by pending + `__other__` + `__none__`), so that per state the
+//!   session rows always sum to the workspace counts.
+//! - [`WorkUnitAggregator`] consumes the work-units walk page by page: per task type × state
+//!   counts, items, tokens and oldest timestamps, the smallest tokens-until-threshold, a
+//!   bounded top-K of problem units, and the id → name of the exported sessions. Its memory is
+//!   bounded by K and the session cap, plus 8 bytes per unit for de-duplication (a unit can
+//!   reappear on a later page when the deriver moves its oldest item while we walk).
+//! - [`Snapshot`] is the immutable result of one poll cycle, handed to [`crate::families`].
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BinaryHeap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::time::Duration;
+
+use crate::classify::{TaskType, UnitState, classify};
+use crate::honcho::types::{ItemCounts, QueueStatus, WorkUnitsPage, parse_timestamp};
+use crate::honcho::{Endpoint, RequestCounts};
+
+/// `session_id` label of the sessions beyond the cap, summed.
+pub const OTHER_SESSIONS: &str = "__other__";
+/// `session_id` label of the items that belong to no session (dreams).
+pub const NO_SESSION: &str = "__none__";
+
+/// One session row of a workspace (possibly the `__other__` or `__none__` aggregate).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    /// The internal session id, or [`OTHER_SESSIONS`] / [`NO_SESSION`].
+    pub session_id: String,
+    /// Its item counts.
+    pub counts: ItemCounts,
+}
+
+/// A workspace's queue/status, ready for export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusSummary {
+    /// Workspace-wide item counts.
+    pub counts: ItemCounts,
+    /// The exported session rows: the top sessions by pending items (ties: in progress, then
+    /// id), then `__other__` if sessions were capped, then `__none__` if some items belong to no
+    /// session.
+    pub sessions: Vec<SessionRow>,
+    /// Sessions folded into `__other__`.
+    pub capped_sessions: u64,
+}
+
+/// Summarises one queue/status body, keeping at most `max_sessions` sessions.
+pub fn summarize_status(status: QueueStatus, max_sessions: usize) -> StatusSummary {
+    let mut sessions: Vec<SessionRow> = status
+        .sessions
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(session_id, session)| SessionRow {
+            session_id,
+            counts: session.counts,
+        })
+        .collect();
+    // Every session's split must be known for the workspace rows to keep theirs.
+    let mut all_sessions = ItemCounts {
+        pending_stalled: status.counts.pending_stalled.map(|_| 0),
+        pending_ready: status.counts.pending_ready.map(|_| 0),
+        ..ItemCounts::default()
+    };
+    for row in &sessions {
+        all_sessions.add(&row.counts);
+    }
+    sessions.sort_by(|a, b| {
+        b.counts
+            .pending
+            .cmp(&a.counts.pending)
+            .then(b.counts.in_progress.cmp(&a.counts.in_progress))
+            .then(a.session_id.cmp(&b.session_id))
+    });
+    let mut capped_sessions = 0;
+    if sessions.len() > max_sessions {
+        let rest = sessions.split_off(max_sessions);
+        capped_sessions = rest.len() as u64;
+        let mut other = ItemCounts {
+            pending_stalled: status.counts.pending_stalled.map(|_| 0),
+            pending_ready: status.counts.pending_ready.map(|_| 0),
+            ..ItemCounts::default()
+        };
+        for row in &rest {
+            other.add(&row.counts);
+        }
+        sessions.push(SessionRow {
+            session_id: OTHER_SESSIONS.to_string(),
+            counts: other,
+        });
+    }
+    let none = status.counts.saturating_sub(&all_sessions);
+    if none.total > 0 {
+        sessions.push(SessionRow {
+            session_id: NO_SESSION.to_string(),
+            counts: none,
+        });
+    }
+    StatusSummary {
+        counts: status.counts,
+        sessions,
+        capped_sessions,
+    }
+}
+
+/// Totals of one task type × state cell of the walk.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct UnitCell {
+    /// Work units.
+    pub units: u64,
+    /// Sum of their `pending_items`.
+    pub items: u64,
+    /// Sum of their `pending_tokens`.
+    pub tokens: u64,
+    /// The smallest `oldest_item_at` (Unix seconds); `None` when there are no units.
+    pub oldest_item_timestamp: Option<f64>,
+}
+
+/// One problem work unit kept for the per-unit detail series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnitDetail {
+    /// The work unit key.
+    pub work_unit_key: String,
+    /// Its task type.
+    pub task_type: TaskType,
+    /// Its state (never ready).
+    pub state: UnitState,
+    /// Its session name (empty for dreams).
+    pub session_name: String,
+    /// The observed peer (empty for summaries).
+    pub observed: String,
+    /// `oldest_item_at` in Unix seconds.
+    pub oldest_item_timestamp: f64,
+    /// Tokens still missing before the batch threshold.
+    pub tokens_until_threshold: u64,
+    /// Tokens of its unprocessed items.
+    pub pending_tokens: u64,
+}
+
+impl UnitDetail {
+    /// Problem order: overdue < stalled < in_progress, then oldest first, then key.
+    fn problem_order(&self, other: &Self) -> Ordering {
+        let rank = |state: UnitState| state.problem_rank().unwrap_or(u8::MAX);
+        rank(self.state)
+            .cmp(&rank(other.state))
+            .then(self.oldest_item_timestamp.total_cmp(&other.oldest_item_timestamp))
+            .then_with(|| self.work_unit_key.cmp(&other.work_unit_key))
+    }
+}
+
+/// Heap entry: the max-heap's top is the least problematic detail, the one to evict.
+struct DetailEntry(UnitDetail);
+
+impl PartialEq for DetailEntry {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for DetailEntry {}
+impl PartialOrd for DetailEntry {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for DetailEntry {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.problem_order(&other.0)
+    }
+}
+
+/// The result of one complete work-units walk of a workspace.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WorkUnitAggregate {
+    /// Indexed `[task_type.index()][state.index()]`.
+    pub cells: [[UnitCell; 4]; 4],
+    /// Per task type, the smallest `tokens_until_threshold` among stalled and overdue units.
+    pub tokens_until_threshold: [Option<u64>; 4],
+    /// The top problem units, most problematic first.
+    pub detail: Vec<UnitDetail>,
+    /// Problem units that did not fit in the detail limit.
+    pub capped_detail: u64,
+    /// Internal session id → name, for the sessions the status summary exports.
+    pub session_names: BTreeMap<String, String>,
+    /// `representation_batch_max_tokens` from the envelope.
+    pub batch_max_tokens: Option<u64>,
+    /// `flush_enabled` from the envelope.
+    pub flush_enabled: Option<bool>,
+    /// Units seen more than once during the walk (counted once).
+    pub duplicates: u64,
+    /// Rows whose `oldest_item_at` could not be parsed (counted, age unknown: treated as now).
+    pub bad_timestamps: u64,
+}
+
+impl WorkUnitAggregate {
+    /// The cell of a task type × state.
+    pub fn cell(&self, task_type: TaskType, state: UnitState) -> &UnitCell {
+        &self.cells[task_type.index()][state.index()]
+    }
+
+    /// Whether any unit of this task type was seen.
+    pub fn has_units(&self, task_type: TaskType) -> bool {
+        self.cells[task_type.index()].iter().any(|cell| cell.units > 0)
+    }
+}
+
+/// A hasher for keys that are already 64-bit hashes.
+#[derive(Default)]
+struct PrehashedKey(u64);
+
+impl Hasher for PrehashedKey {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+}
+
+/// FNV-1a 64 of a work unit key, then a final mix (keys differ mostly at the end).
+fn key_hash(key: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &byte in key.as_bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    hash ^ (hash >> 33)
+}
+
+/// Streams the pages of one walk into a [`WorkUnitAggregate`].
+pub struct WorkUnitAggregator {
+    now: f64,
+    overdue_after: Duration,
+    detail_limit: usize,
+    wanted_sessions: HashSet<String>,
+    seen: HashSet<u64, BuildHasherDefault<PrehashedKey>>,
+    heap: BinaryHeap<DetailEntry>,
+    aggregate: WorkUnitAggregate,
+}
+
+impl WorkUnitAggregator {
+    /// A new walk at time `now` (Unix seconds). `wanted_sessions`: the session ids whose names
+    /// should be kept (those the status summary exports).
+    pub fn new(now: f64, overdue_after: Duration, detail_limit: usize, wanted_sessions: HashSet<String>) -> Self {
+        WorkUnitAggregator {
+            now,
+            overdue_after,
+            detail_limit,
+            wanted_sessions,
+            seen: HashSet::default(),
+            heap: BinaryHeap::with_capacity(detail_limit + 1),
+            aggregate: WorkUnitAggregate::default(),
+        }
+    }
+
+    /// Adds one page.
+    pub fn add_page(&mut self, page: &WorkUnitsPage<'_>) {
+        if page.representation_batch_max_tokens.is_some() {
+            self.aggregate.batch_max_tokens = page.representation_batch_max_tokens;
+        }
+        if page.flush_enabled.is_some() {
+            self.aggregate.flush_enabled = page.flush_enabled;
+        }
+        if self.seen.is_empty() {
+            // `total` is the unit count: size the de-duplication set once.
+            self.seen.reserve(usize::try_from(page.total.min(10_000_000)).unwrap_or(0));
+        }
+        for row in &page.items {
+            if !self.seen.insert(key_hash(&row.work_unit_key)) {
+                self.aggregate.duplicates += 1;
+                continue;
+            }
+            let oldest = match parse_timestamp(&row.oldest_item_at) {
+                Some(timestamp) => timestamp,
+                None => {
+                    self.aggregate.bad_timestamps += 1;
+                    self.now
+                }
+            };
+            let age = Duration::from_secs_f64((self.now - oldest).max(0.0));
+            let task_type = TaskType::parse(&row.task_type);
+            let state = classify(row.in_progress, row.hit_threshold, age, self.overdue_after);
+            let cell = &mut self.aggregate.cells[task_type.index()][state.index()];
+            cell.units += 1;
+            cell.items += row.pending_items;
+            cell.tokens += row.pending_tokens;
+            cell.oldest_item_timestamp = Some(match cell.oldest_item_timestamp {
+                Some(current) => current.min(oldest),
+                None => oldest,
+            });
+            if matches!(state, UnitState::Stalled | UnitState::Overdue) {
+                let slot = &mut self.aggregate.tokens_until_threshold[task_type.index()];
+                *slot = Some(slot.map_or(row.tokens_until_threshold, |v| v.min(row.tokens_until_threshold)));
+            }
+            if let (Some(id), Some(name)) = (&row.session_id, &row.session_name)
+                && self.wanted_sessions.contains(id.as_ref())
+                && !self.aggregate.session_names.contains_key(id.as_ref())
+            {
+                self.aggregate.session_names.insert(id.to_string(), name.to_string());
+            }
+            if state.problem_rank().is_some() {
+                self.offer_detail(row, task_type, state, oldest);
+            }
+        }
+    }
+
+    fn offer_detail(
+        &mut self,
+        row: &crate::honcho::types::WorkUnitRow<'_>,
+        task_type: TaskType,
+        state: UnitState,
+        oldest: f64,
+    ) {
+        if self.detail_limit == 0 {
+            self.aggregate.capped_detail += 1;
+            return;
+        }
+        let rank = state.problem_rank().unwrap_or(u8::MAX);
+        if self.heap.len() >= self.detail_limit
+            && let Some(worst_kept) = self.heap.peek()
+        {
+            let kept = &worst_kept.0;
+            let kept_rank = kept.state.problem_rank().unwrap_or(u8::MAX);
+            let better = rank
+                .cmp(&kept_rank)
+                .then(oldest.total_cmp(&kept.oldest_item_timestamp))
+                .then_with(|| row.work_unit_key.as_ref().cmp(kept.work_unit_key.as_str()));
+            self.aggregate.capped_detail += 1;
+            if better != Ordering::Less {
+                return;
+            }
+            self.heap.pop();
+        }
+        self.heap.push(DetailEntry(UnitDetail {
+            work_unit_key: row.work_unit_key.to_string(),
+            task_type,
+            state,
+            session_name: row.session_name.as_deref().unwrap_or("").to_string(),
+            observed: row.observed.as_deref().unwrap_or("").to_string(),
+            oldest_item_timestamp: oldest,
+            tokens_until_threshold: row.tokens_until_threshold,
+            pending_tokens: row.pending_tokens,
+        }));
+    }
+
+    /// Ends the walk.
+    pub fn finish(mut self) -> WorkUnitAggregate {
+        let mut detail: Vec<UnitDetail> = self.heap.into_iter().map(|entry| entry.0).collect();
+        detail.sort_by(UnitDetail::problem_order);
+        self.aggregate.detail = detail;
+        self.aggregate
+    }
+}
+
+/// Whether an endpoint's last poll worked, and when one last did.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct EndpointHealth {
+    /// The last poll of this endpoint succeeded.
+    pub up: bool,
+    /// Unix seconds of the last success, if any.
+    pub last_success: Option<f64>,
+}
+
+/// Everything exported about one workspace.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WorkspaceSnapshot {
+    /// queue/status, unless never fetched or older than max staleness.
+    pub status: Option<StatusSummary>,
+    /// The last complete walk (generation C), unless never done or older than max staleness.
+    pub work_units: Option<WorkUnitAggregate>,
+    /// The last truncated walk stopped at the page cap (its numbers are partial).
+    pub walk_truncated: bool,
+    /// Configured scopes' counts (fresh ones only).
+    pub scopes: BTreeMap<String, ItemCounts>,
+    /// Health per endpoint (`status`, `work_units`, `scopes`).
+    pub health: BTreeMap<Endpoint, EndpointHealth>,
+}
+
+/// The API generation in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Generation {
+    /// Honcho 2.x: `/v2/…/deriver/status`.
+    A,
+    /// Honcho 3.x without the stalled/ready split or work-units.
+    B,
+    /// Honcho 3.x with the split and work-units.
+    C,
+}
+
+impl Generation {
+    /// The `generation` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Generation::A => "a",
+            Generation::B => "b",
+            Generation::C => "c",
+        }
+    }
+}
+
+/// The exporter's own state for its self-metrics.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ExporterStats {
+    /// Duration of the last complete poll cycle.
+    pub poll_duration: Option<Duration>,
+    /// The configured poll interval.
+    pub poll_interval: Duration,
+    /// Poll cycles completed since start.
+    pub poll_cycles: u64,
+    /// Upstream requests by endpoint and code.
+    pub requests: RequestCounts,
+    /// Failed polls by endpoint and bounded reason.
+    pub errors: BTreeMap<(Endpoint, &'static str), u64>,
+    /// Series dropped by caps, by family (`session_items`, `work_unit_detail`).
+    pub capped: BTreeMap<&'static str, u64>,
+    /// Health of workspace discovery (None with a static list).
+    pub discovery: Option<EndpointHealth>,
+    /// The API generation in use, once known.
+    pub generation: Option<Generation>,
+    /// Whether queue/status reports the stalled/ready split, once known.
+    pub status_split: Option<bool>,
+    /// Whether queue/work-units exists, once known.
+    pub work_units_available: Option<bool>,
+}
+
+/// One poll cycle's immutable result.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Snapshot {
+    /// Unix seconds when the cycle ended.
+    pub taken_at: f64,
+    /// Per workspace, sorted by name.
+    pub workspaces: BTreeMap<String, WorkspaceSnapshot>,
+    /// The deriver settings seen in the work-units envelope.
+    pub batch_max_tokens: Option<u64>,
+    /// `flush_enabled` seen in the work-units envelope.
+    pub flush_enabled: Option<bool>,
+    /// The exporter's own numbers.
+    pub exporter: ExporterStats,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::honcho::types::SessionStatus;
+
+    fn counts(pending: u64, in_progress: u64, stalled: Option<u64>) -> ItemCounts {
+        ItemCounts {
+            total: pending + in_progress,
+            completed: 0,
+            in_progress,
+            pending,
+            pending_stalled: stalled,
+            pending_ready: stalled.map(|s| pending - s),
+        }
+    }
+
+    fn status(workspace: ItemCounts, sessions: &[(&str, ItemCounts)]) -> QueueStatus {
+        QueueStatus {
+            counts: workspace,
+            sessions: Some(
+                sessions
+                    .iter()
+                    .map(|(id, counts)| {
+                        (
+                            id.to_string(),
+                            SessionStatus {
+                                session_id: id.to_string(),
+                                counts: *counts,
+                            },
+                        )
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    fn sum_rows(summary: &StatusSummary) -> ItemCounts {
+        let mut sum = ItemCounts {
+            pending_stalled: Some(0),
+            pending_ready: Some(0),
+            ..ItemCounts::default()
+        };
+        for row in &summary.sessions {
+            sum.add(&row.counts);
+        }
+        sum
+    }
+
+    #[test]
+    fn sessions_beyond_the_cap_fold_into_other_and_rows_still_sum_to_the_workspace() {
+        let summary = summarize_status(
+            status(counts(10, 2, Some(6)), &[
+                ("a", counts(5, 0, Some(5))),
+                ("b", counts(3, 2, Some(1))),
+                ("c", counts(1, 0, Some(0))),
+            ]),
+            1,
+        );
+        let ids: Vec<&str> = summary.sessions.iter().map(|row| row.session_id.as_str()).collect();
+        assert_eq!(ids, ["a", OTHER_SESSIONS, NO_SESSION]);
+        assert_eq!(summary.capped_sessions, 2);
+        assert_eq!(sum_rows(&summary), summary.counts);
+    }
+
+    #[test]
+    fn items_of_no_session_appear_as_none() {
+        let summary = summarize_status(status(counts(3, 0, Some(3)), &[("a", counts(2, 0, Some(2)))]), 10);
+        let none = summary
+            .sessions
+            .iter()
+            .find(|row| row.session_id == NO_SESSION)
+            .expect("a __none__ row");
+        assert_eq!(none.counts.pending, 1);
+        assert_eq!(summary.capped_sessions, 0);
+    }
+
+    #[test]
+    fn null_sessions_give_only_none_when_items_exist() {
+        let summary = summarize_status(
+            QueueStatus {
+                counts: counts(0, 0, None),
+                sessions: None,
+            },
+            10,
+        );
+        assert!(summary.sessions.is_empty());
+    }
+}

@@ -22,3 +22,25 @@ pub fn render(_families: &[MetricFamily], _format: Format, _out: &mut Vec<u8>) {
 pub fn finish(_format: Format, _out: &mut Vec<u8>) {
     todo!("exposition helper")
 }
+
+/// Gzips `body` (placeholder until the exposition module lands).
+pub fn gzip(_body: &[u8]) -> Vec<u8> {
+    todo!("exposition helper")
+}
+
+/// Whether `Accept-Encoding` allows gzip (placeholder until the exposition module lands).
+pub fn accepts_gzip(_accept_encoding: Option<&str>) -> bool {
+    todo!("exposition helper")
+}
+
+/// The negotiated format (placeholder until the exposition module lands).
+pub fn negotiate(_accept: Option<&str>) -> Format {
+    todo!("exposition helper")
+}
+
+impl Format {
+    /// The exact Content-Type (placeholder until the exposition module lands).
+    pub fn content_type(self) -> &'static str {
+        todo!("exposition helper")
+    }
+}

@@ -1,0 +1,206 @@
+//! Response types of Honcho's queue API, as the real servers send them (see
+//! `shared/honcho-api.md`). Pure data and parsing; no I/O.
+//!
+//! An absent JSON key is "unknown" (`None`), never 0: a generation-B server lacks the two split
+//! keys of queue/status.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// Item counts of queue/status (v3) or deriver/status (v2). The API calls them `*_work_units`,
+/// but they count queue rows (items), not work units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub struct ItemCounts {
+    /// `total_work_units`: completed + in_progress + pending.
+    #[serde(rename = "total_work_units")]
+    pub total: u64,
+    /// `completed_work_units`: processed rows still in the table (errored rows included); resets
+    /// when Honcho's reconciler cleans the queue, so a gauge.
+    #[serde(rename = "completed_work_units")]
+    pub completed: u64,
+    /// `in_progress_work_units`: unprocessed rows of a claimed work unit.
+    #[serde(rename = "in_progress_work_units")]
+    pub in_progress: u64,
+    /// `pending_work_units`: unprocessed rows of unclaimed work units.
+    #[serde(rename = "pending_work_units")]
+    pub pending: u64,
+    /// `pending_stalled_work_units` (generation C only): pending representation rows below the
+    /// batch token threshold. `None` when the server does not send the key.
+    #[serde(rename = "pending_stalled_work_units", default)]
+    pub pending_stalled: Option<u64>,
+    /// `pending_ready_work_units` (generation C only). `None` when absent.
+    #[serde(rename = "pending_ready_work_units", default)]
+    pub pending_ready: Option<u64>,
+}
+
+impl ItemCounts {
+    /// Whether the server reported the stalled/ready split (both keys present).
+    pub fn has_split(&self) -> bool {
+        self.pending_stalled.is_some() && self.pending_ready.is_some()
+    }
+
+    /// Adds `other` into `self`; a split survives only if both sides have it.
+    pub fn add(&mut self, other: &ItemCounts) {
+        self.total += other.total;
+        self.completed += other.completed;
+        self.in_progress += other.in_progress;
+        self.pending += other.pending;
+        self.pending_stalled = self
+            .pending_stalled
+            .zip(other.pending_stalled)
+            .map(|(a, b)| a + b);
+        self.pending_ready = self
+            .pending_ready
+            .zip(other.pending_ready)
+            .map(|(a, b)| a + b);
+    }
+
+    /// `self − other`, saturating at 0 per field (used for the items that belong to no session).
+    pub fn saturating_sub(&self, other: &ItemCounts) -> ItemCounts {
+        ItemCounts {
+            total: self.total.saturating_sub(other.total),
+            completed: self.completed.saturating_sub(other.completed),
+            in_progress: self.in_progress.saturating_sub(other.in_progress),
+            pending: self.pending.saturating_sub(other.pending),
+            pending_stalled: self
+                .pending_stalled
+                .zip(other.pending_stalled)
+                .map(|(a, b)| a.saturating_sub(b)),
+            pending_ready: self
+                .pending_ready
+                .zip(other.pending_ready)
+                .map(|(a, b)| a.saturating_sub(b)),
+        }
+    }
+}
+
+/// The whole queue/status body.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct QueueStatus {
+    /// The workspace-wide counts.
+    #[serde(flatten)]
+    pub counts: ItemCounts,
+    /// Per-session counts keyed by the internal session id. `null` when there are no rows or
+    /// when a `session_id` filter was given; kept as `None` then.
+    #[serde(default)]
+    pub sessions: Option<BTreeMap<String, SessionStatus>>,
+}
+
+/// One value of the `sessions` dict.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SessionStatus {
+    /// The internal session id (same as the dict key).
+    pub session_id: String,
+    /// The session's counts.
+    #[serde(flatten)]
+    pub counts: ItemCounts,
+}
+
+/// One page of `POST /v{2,3}/workspaces/list` (fastapi-pagination `Page`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct WorkspacePage {
+    /// The workspaces on this page.
+    pub items: Vec<WorkspaceItem>,
+    /// Number of workspaces in all.
+    pub total: u64,
+    /// This page's number (1-based).
+    pub page: u64,
+    /// Page size.
+    pub size: u64,
+    /// Number of pages (`ceil(total/size)`).
+    pub pages: u64,
+}
+
+/// A workspace of the list; only its name matters here.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct WorkspaceItem {
+    /// The workspace name (`schemas.Workspace` serializes `name` as `id`).
+    pub id: String,
+}
+
+/// One page of `GET /v3/workspaces/{id}/queue/work-units` (a cursor page), borrowing from the
+/// response body so that parsing allocates little.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct WorkUnitsPage<'a> {
+    /// The work units on this page.
+    #[serde(borrow)]
+    pub items: Vec<WorkUnitRow<'a>>,
+    /// Number of matching work units in all (not items).
+    pub total: u64,
+    /// The cursor of the next page, already percent-encoded; `None` at the end.
+    #[serde(borrow, default)]
+    pub next_page: Option<Cow<'a, str>>,
+    /// `DERIVER_REPRESENTATION_BATCH_MAX_TOKENS` of the server.
+    #[serde(default)]
+    pub representation_batch_max_tokens: Option<u64>,
+    /// `DERIVER_FLUSH_ENABLED` of the server.
+    #[serde(default)]
+    pub flush_enabled: Option<bool>,
+}
+
+/// One work unit row.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct WorkUnitRow<'a> {
+    /// `representation:{ws}:{session}:{observed}`, `summary:…`, `dream:…`.
+    #[serde(borrow)]
+    pub work_unit_key: Cow<'a, str>,
+    /// `representation|summary|dream`.
+    #[serde(borrow)]
+    pub task_type: Cow<'a, str>,
+    /// Internal session id; `None` for dreams.
+    #[serde(borrow, default)]
+    pub session_id: Option<Cow<'a, str>>,
+    /// Session name; `None` for dreams.
+    #[serde(borrow, default)]
+    pub session_name: Option<Cow<'a, str>>,
+    /// Observed peer (sender); `None` for summaries.
+    #[serde(borrow, default)]
+    pub observed: Option<Cow<'a, str>>,
+    /// Unprocessed items of the unit.
+    pub pending_items: u64,
+    /// Tokens of the unit's unprocessed items.
+    pub pending_tokens: u64,
+    /// Tokens still missing before the batch threshold (0 when reached or not gated).
+    pub tokens_until_threshold: u64,
+    /// Whether the unit reached the threshold (always true for non-representation units).
+    pub hit_threshold: bool,
+    /// Whether a deriver has claimed the unit.
+    pub in_progress: bool,
+    /// ISO-8601 timestamp of the oldest unprocessed item.
+    #[serde(borrow)]
+    pub oldest_item_at: Cow<'a, str>,
+}
+
+/// Parses an ISO-8601 / RFC 3339 timestamp (`2026-11-22T02:42:51.039997Z`) into Unix seconds.
+pub fn parse_timestamp(text: &str) -> Option<f64> {
+    let parsed = chrono::DateTime::parse_from_rfc3339(text).ok()?;
+    Some(parsed.timestamp() as f64 + f64::from(parsed.timestamp_subsec_micros()) / 1e6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamp_with_microseconds_and_z_parses_to_unix_seconds() {
+        let seconds = parse_timestamp("2026-11-22T02:42:51.039997Z").expect("valid timestamp");
+        assert!((seconds - 1_795_315_371.039_997).abs() < 1e-6, "{seconds}");
+    }
+
+    #[test]
+    fn timestamp_garbage_is_none() {
+        assert_eq!(parse_timestamp("yesterday"), None);
+    }
+
+    #[test]
+    fn absent_split_keys_are_unknown_not_zero() {
+        let counts: ItemCounts = serde_json::from_str(
+            r#"{"total_work_units":3,"completed_work_units":1,"in_progress_work_units":1,"pending_work_units":1}"#,
+        )
+        .expect("valid body");
+        assert_eq!(counts.pending_stalled, None);
+        assert!(!counts.has_split());
+    }
+}

@@ -62,13 +62,17 @@ pub async fn bind(settings: &Settings) -> Result<Vec<TcpListener>, StartError> {
 
 impl Exporter {
     /// Starts the poller and one server per listener.
-    pub fn start(settings: Arc<Settings>, listeners: Vec<TcpListener>) -> Result<Exporter, StartError> {
+    pub fn start(
+        settings: Arc<Settings>,
+        listeners: Vec<TcpListener>,
+    ) -> Result<Exporter, StartError> {
         let client = Client::new(&settings.honcho, settings.poll.timeout)?;
         let web_config = match &settings.web.config_file {
             Some(path) => Some(Arc::new(WebConfig::load(path)?)),
             None => None,
         };
-        let published: SharedPublished = Arc::new(RwLock::new(Arc::new(Published::initial(&settings))));
+        let published: SharedPublished =
+            Arc::new(RwLock::new(Arc::new(Published::initial(&settings))));
         let (shutdown, shutdown_signal) = watch::channel(false);
         let mut tasks = Vec::new();
         let poller = Poller::new(Arc::clone(&settings), client, Arc::clone(&published));
@@ -111,7 +115,10 @@ impl Exporter {
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         for task in self.tasks {
-            if tokio::time::timeout(Duration::from_secs(10), task).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .is_err()
+            {
                 tracing::warn!("a task did not stop within 10 s");
             }
         }

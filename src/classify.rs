@@ -108,7 +108,12 @@ impl TaskType {
 
 /// Classifies a work unit from the API's `in_progress` and `hit_threshold` and the age of its
 /// oldest item.
-pub fn classify(in_progress: bool, hit_threshold: bool, oldest_age: Duration, overdue_after: Duration) -> UnitState {
+pub fn classify(
+    in_progress: bool,
+    hit_threshold: bool,
+    oldest_age: Duration,
+    overdue_after: Duration,
+) -> UnitState {
     if in_progress {
         UnitState::InProgress
     } else if hit_threshold {
@@ -144,9 +149,17 @@ mod tests {
 
     #[test]
     fn unclaimed_unit_under_threshold_is_stalled_until_overdue_after() {
-        assert_eq!(classify(false, false, OVERDUE_AFTER, OVERDUE_AFTER), UnitState::Stalled);
         assert_eq!(
-            classify(false, false, OVERDUE_AFTER + Duration::from_millis(1), OVERDUE_AFTER),
+            classify(false, false, OVERDUE_AFTER, OVERDUE_AFTER),
+            UnitState::Stalled
+        );
+        assert_eq!(
+            classify(
+                false,
+                false,
+                OVERDUE_AFTER + Duration::from_millis(1),
+                OVERDUE_AFTER
+            ),
             UnitState::Overdue
         );
     }

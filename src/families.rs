@@ -13,12 +13,18 @@ use crate::snapshot::{EndpointHealth, Snapshot, WorkspaceSnapshot};
 type Labels = Vec<(&'static str, String)>;
 
 fn labels(pairs: &[(&'static str, &str)]) -> Labels {
-    pairs.iter().map(|(name, value)| (*name, (*value).to_string())).collect()
+    pairs
+        .iter()
+        .map(|(name, value)| (*name, (*value).to_string()))
+        .collect()
 }
 
 /// The item states of an [`ItemCounts`]: with the split when known, else plain `pending`.
 fn item_states(counts: &ItemCounts) -> Vec<(&'static str, u64)> {
-    let mut states = vec![("completed", counts.completed), ("in_progress", counts.in_progress)];
+    let mut states = vec![
+        ("completed", counts.completed),
+        ("in_progress", counts.in_progress),
+    ];
     match (counts.pending_ready, counts.pending_stalled) {
         (Some(ready), Some(stalled)) => {
             states.push(("pending_ready", ready));
@@ -63,12 +69,19 @@ fn queue_status_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) 
     for (workspace, data) in &snapshot.workspaces {
         if let Some(status) = &data.status {
             for (state, value) in item_states(&status.counts) {
-                items.push(labels(&[("workspace", workspace), ("state", state)]), value as f64);
+                items.push(
+                    labels(&[("workspace", workspace), ("state", state)]),
+                    value as f64,
+                );
             }
             for row in &status.sessions {
                 for (state, value) in item_states(&row.counts) {
                     session_items.push(
-                        labels(&[("workspace", workspace), ("session_id", &row.session_id), ("state", state)]),
+                        labels(&[
+                            ("workspace", workspace),
+                            ("session_id", &row.session_id),
+                            ("state", state),
+                        ]),
                         value as f64,
                     );
                 }
@@ -141,8 +154,14 @@ fn work_unit_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
         MetricType::Gauge,
     );
     for (workspace, data) in &snapshot.workspaces {
-        if data.health.contains_key(&crate::honcho::Endpoint::WorkUnits) {
-            truncated.push(labels(&[("workspace", workspace)]), f64::from(u8::from(data.walk_truncated)));
+        if data
+            .health
+            .contains_key(&crate::honcho::Endpoint::WorkUnits)
+        {
+            truncated.push(
+                labels(&[("workspace", workspace)]),
+                f64::from(u8::from(data.walk_truncated)),
+            );
         }
         let Some(aggregate) = &data.work_units else {
             continue;
@@ -179,7 +198,16 @@ fn work_unit_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
             unit_tokens.push(label_set, unit.pending_tokens as f64);
         }
     }
-    families.extend([units, unit_items, tokens, oldest, until_threshold, unit_until_threshold, unit_tokens, truncated]);
+    families.extend([
+        units,
+        unit_items,
+        tokens,
+        oldest,
+        until_threshold,
+        unit_until_threshold,
+        unit_tokens,
+        truncated,
+    ]);
 }
 
 fn detail_labels(workspace: &str, unit: &crate::snapshot::UnitDetail) -> Labels {
@@ -237,7 +265,13 @@ fn exporter_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
     }
     for (workspace, data) in &snapshot.workspaces {
         for (endpoint, health) in &data.health {
-            push_health(labels(&[("workspace", workspace), ("endpoint", endpoint_label(*endpoint))]), health);
+            push_health(
+                labels(&[
+                    ("workspace", workspace),
+                    ("endpoint", endpoint_label(*endpoint)),
+                ]),
+                health,
+            );
         }
     }
     let mut duration = MetricFamily::new(
@@ -268,7 +302,10 @@ fn exporter_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
         MetricType::Counter,
     );
     for ((endpoint, code), count) in &stats.requests {
-        requests.push(labels(&[("endpoint", endpoint.as_str()), ("code", code)]), *count as f64);
+        requests.push(
+            labels(&[("endpoint", endpoint.as_str()), ("code", code)]),
+            *count as f64,
+        );
     }
     let mut errors = MetricFamily::new(
         "honcho_exporter_poll_errors",
@@ -276,16 +313,25 @@ fn exporter_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
         MetricType::Counter,
     );
     for ((endpoint, reason), count) in &stats.errors {
-        errors.push(labels(&[("endpoint", endpoint.as_str()), ("reason", reason)]), *count as f64);
+        errors.push(
+            labels(&[("endpoint", endpoint.as_str()), ("reason", reason)]),
+            *count as f64,
+        );
     }
     let mut features = MetricFamily::new(
         "honcho_exporter_feature_available",
         "1 if the Honcho server offers the feature (status_split: stalled/ready in queue/status; work_units: the work-units walk)",
         MetricType::Gauge,
     );
-    for (feature, known) in [("status_split", stats.status_split), ("work_units", stats.work_units_available)] {
+    for (feature, known) in [
+        ("status_split", stats.status_split),
+        ("work_units", stats.work_units_available),
+    ] {
         if let Some(available) = known {
-            features.push(labels(&[("feature", feature)]), f64::from(u8::from(available)));
+            features.push(
+                labels(&[("feature", feature)]),
+                f64::from(u8::from(available)),
+            );
         }
     }
     let mut generation = MetricFamily::new(
@@ -308,14 +354,20 @@ fn exporter_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
         MetricType::Counter,
     );
     for family in ["session_items", "work_unit_detail"] {
-        capped.push(labels(&[("family", family)]), *stats.capped.get(family).unwrap_or(&0) as f64);
+        capped.push(
+            labels(&[("family", family)]),
+            *stats.capped.get(family).unwrap_or(&0) as f64,
+        );
     }
     let mut build = MetricFamily::new(
         "honcho_exporter_build",
         "The exporter's version and the revision it was built from",
         MetricType::Info,
     );
-    build.push(labels(&[("version", crate::VERSION), ("revision", crate::REVISION)]), 1.0);
+    build.push(
+        labels(&[("version", crate::VERSION), ("revision", crate::REVISION)]),
+        1.0,
+    );
     families.extend([
         up,
         last_success,
@@ -359,7 +411,13 @@ pub fn scrape_families(snapshot: &Snapshot, now: f64) -> Vec<MetricFamily> {
     vec![oldest_age, unit_age]
 }
 
-fn add_ages(workspace: &str, data: &WorkspaceSnapshot, now: f64, oldest_age: &mut MetricFamily, unit_age: &mut MetricFamily) {
+fn add_ages(
+    workspace: &str,
+    data: &WorkspaceSnapshot,
+    now: f64,
+    oldest_age: &mut MetricFamily,
+    unit_age: &mut MetricFamily,
+) {
     let Some(aggregate) = &data.work_units else {
         return;
     };
@@ -378,6 +436,9 @@ fn add_ages(workspace: &str, data: &WorkspaceSnapshot, now: f64, oldest_age: &mu
         }
     }
     for unit in &aggregate.detail {
-        unit_age.push(detail_labels(workspace, unit), (now - unit.oldest_item_timestamp).max(0.0));
+        unit_age.push(
+            detail_labels(workspace, unit),
+            (now - unit.oldest_item_timestamp).max(0.0),
+        );
     }
 }

@@ -25,8 +25,8 @@ use crate::families;
 use crate::honcho::types::ItemCounts;
 use crate::honcho::{ApiVersion, Client, Endpoint, StatusFilter, UpstreamError, WalkOutcome};
 use crate::snapshot::{
-    EndpointHealth, ExporterStats, Generation, Snapshot, StatusSummary, WorkUnitAggregate, WorkUnitAggregator,
-    WorkspaceSnapshot, summarize_status,
+    EndpointHealth, ExporterStats, Generation, Snapshot, StatusSummary, WorkUnitAggregate,
+    WorkUnitAggregator, WorkspaceSnapshot, summarize_status,
 };
 
 /// What the server serves: the bytes rendered after the last poll cycle.
@@ -213,26 +213,32 @@ impl Poller {
     pub async fn poll_once(&mut self) {
         let started = Instant::now();
         let workspaces = self.select_workspaces().await;
-        let version = self.state.api_version.unwrap_or(match self.settings.honcho.api_generation {
-            GenerationOverride::A => ApiVersion::V2,
-            _ => ApiVersion::V3,
-        });
+        let version = self
+            .state
+            .api_version
+            .unwrap_or(match self.settings.honcho.api_generation {
+                GenerationOverride::A => ApiVersion::V2,
+                _ => ApiVersion::V3,
+            });
         let walk_plan = self.walk_plan(&workspaces, version);
         let client = &self.client;
         let settings = &self.settings;
-        let outcomes: Vec<WorkspaceOutcome> = futures_util::stream::iter(workspaces.iter().cloned())
-            .map(|name| {
-                let walk = walk_plan.contains(&name);
-                poll_workspace(client, settings, name, version, walk)
-            })
-            .buffer_unordered(settings.poll.concurrency.max(1))
-            .collect()
-            .await;
+        let outcomes: Vec<WorkspaceOutcome> =
+            futures_util::stream::iter(workspaces.iter().cloned())
+                .map(|name| {
+                    let walk = walk_plan.contains(&name);
+                    poll_workspace(client, settings, name, version, walk)
+                })
+                .buffer_unordered(settings.poll.concurrency.max(1))
+                .collect()
+                .await;
         let now = unix_now();
         for outcome in outcomes {
             self.merge(outcome, now);
         }
-        self.state.records.retain(|name, _| workspaces.binary_search(name).is_ok());
+        self.state
+            .records
+            .retain(|name, _| workspaces.binary_search(name).is_ok());
         self.state.cycles += 1;
         self.state.last_duration = Some(started.elapsed());
         let snapshot = self.snapshot(unix_now());
@@ -240,7 +246,8 @@ impl Poller {
         *self
             .published
             .write()
-            .expect("the publication lock is never poisoned: nothing panics while holding it") = published;
+            .expect("the publication lock is never poisoned: nothing panics while holding it") =
+            published;
     }
 
     /// The workspaces to poll this cycle: the static list or discovery, filtered by allow/deny
@@ -259,8 +266,18 @@ impl Poller {
         let shard = settings.shard;
         let mut selected: Vec<String> = names
             .into_iter()
-            .filter(|name| selection.allow.as_ref().is_none_or(|allow| allow.is_match(name)))
-            .filter(|name| selection.deny.as_ref().is_none_or(|deny| !deny.is_match(name)))
+            .filter(|name| {
+                selection
+                    .allow
+                    .as_ref()
+                    .is_none_or(|allow| allow.is_match(name))
+            })
+            .filter(|name| {
+                selection
+                    .deny
+                    .as_ref()
+                    .is_none_or(|deny| !deny.is_match(name))
+            })
             .filter(|name| shard.count <= 1 || shard_of(name, shard.count) == shard.index)
             .collect();
         selected.sort();
@@ -270,10 +287,13 @@ impl Poller {
     }
 
     async fn discover(&mut self) -> Option<Vec<String>> {
-        let preferred = self.state.api_version.unwrap_or(match self.settings.honcho.api_generation {
-            GenerationOverride::A => ApiVersion::V2,
-            _ => ApiVersion::V3,
-        });
+        let preferred =
+            self.state
+                .api_version
+                .unwrap_or(match self.settings.honcho.api_generation {
+                    GenerationOverride::A => ApiVersion::V2,
+                    _ => ApiVersion::V3,
+                });
         let mut result = self.client.list_workspaces(preferred).await;
         if let Err(error) = &result
             && error.is_not_found()
@@ -301,7 +321,11 @@ impl Poller {
                 Some(names)
             }
             Err(error) => {
-                *self.state.errors.entry((Endpoint::Discovery, error.reason())).or_insert(0) += 1;
+                *self
+                    .state
+                    .errors
+                    .entry((Endpoint::Discovery, error.reason()))
+                    .or_insert(0) += 1;
                 if previous.up || self.state.discovery.is_none() {
                     let hint = if matches!(error.reason(), "http_401" | "http_403") {
                         " (workspaces/list needs an admin token; with a workspace token, list the workspaces with --workspaces)"
@@ -325,7 +349,10 @@ impl Poller {
         let settings = &self.settings;
         let allowed = settings.work_units.enabled
             && version == ApiVersion::V3
-            && !matches!(settings.honcho.api_generation, GenerationOverride::A | GenerationOverride::B);
+            && !matches!(
+                settings.honcho.api_generation,
+                GenerationOverride::A | GenerationOverride::B
+            );
         if !allowed {
             return HashSet::new();
         }
@@ -362,7 +389,10 @@ impl Poller {
                 mark(record, Endpoint::Status, None, now, workspace);
             }
             Err(error) => {
-                *state.errors.entry((Endpoint::Status, error.reason())).or_insert(0) += 1;
+                *state
+                    .errors
+                    .entry((Endpoint::Status, error.reason()))
+                    .or_insert(0) += 1;
                 mark(record, Endpoint::Status, Some(&error), now, workspace);
             }
         }
@@ -374,18 +404,29 @@ impl Poller {
                         record.scopes.insert(scope, (now, counts));
                     }
                     Err(error) => {
-                        *state.errors.entry((Endpoint::Scope, error.reason())).or_insert(0) += 1;
+                        *state
+                            .errors
+                            .entry((Endpoint::Scope, error.reason()))
+                            .or_insert(0) += 1;
                         first_error.get_or_insert(error);
                     }
                 }
             }
-            mark(record, Endpoint::Scope, first_error.as_ref(), now, workspace);
+            mark(
+                record,
+                Endpoint::Scope,
+                first_error.as_ref(),
+                now,
+                workspace,
+            );
         }
         match outcome.walk {
             WalkResult::Skipped => {}
             WalkResult::Unavailable => {
                 if state.work_units_available != Some(false) {
-                    tracing::info!("Honcho has no queue/work-units endpoint (not generation C): work-unit metrics are unavailable");
+                    tracing::info!(
+                        "Honcho has no queue/work-units endpoint (not generation C): work-unit metrics are unavailable"
+                    );
                 }
                 state.work_units_available = Some(false);
                 record.health.remove(&Endpoint::WorkUnits);
@@ -401,9 +442,16 @@ impl Poller {
                 state.flush_enabled = aggregate.flush_enabled.or(state.flush_enabled);
                 *state.capped.entry("work_unit_detail").or_insert(0) += aggregate.capped_detail;
                 if walk.truncated {
-                    *state.errors.entry((Endpoint::WorkUnits, "page_cap")).or_insert(0) += 1;
+                    *state
+                        .errors
+                        .entry((Endpoint::WorkUnits, "page_cap"))
+                        .or_insert(0) += 1;
                     if !record.walk_truncated {
-                        tracing::warn!(workspace, pages = walk.pages, "work-units walk stopped at the page cap; work-unit metrics cover the oldest units only");
+                        tracing::warn!(
+                            workspace,
+                            pages = walk.pages,
+                            "work-units walk stopped at the page cap; work-unit metrics cover the oldest units only"
+                        );
                     }
                 }
                 record.walk_truncated = walk.truncated;
@@ -411,7 +459,10 @@ impl Poller {
                 mark(record, Endpoint::WorkUnits, None, now, workspace);
             }
             WalkResult::Failed(error) => {
-                *state.errors.entry((Endpoint::WorkUnits, error.reason())).or_insert(0) += 1;
+                *state
+                    .errors
+                    .entry((Endpoint::WorkUnits, error.reason()))
+                    .or_insert(0) += 1;
                 mark(record, Endpoint::WorkUnits, Some(&error), now, workspace);
             }
         }
@@ -486,13 +537,23 @@ fn other_version(version: ApiVersion) -> ApiVersion {
 }
 
 /// Records an endpoint's result; logs only when its health changes (no log storm).
-fn mark(record: &mut WorkspaceRecord, endpoint: Endpoint, error: Option<&UpstreamError>, now: f64, workspace: &str) {
+fn mark(
+    record: &mut WorkspaceRecord,
+    endpoint: Endpoint,
+    error: Option<&UpstreamError>,
+    now: f64,
+    workspace: &str,
+) {
     let previous = record.health.get(&endpoint).copied();
     let health = record.health.entry(endpoint).or_default();
     match error {
         None => {
             if previous.is_some_and(|health| !health.up) {
-                tracing::info!(workspace, endpoint = endpoint.as_str(), "Honcho endpoint recovered");
+                tracing::info!(
+                    workspace,
+                    endpoint = endpoint.as_str(),
+                    "Honcho endpoint recovered"
+                );
             }
             health.up = true;
             health.last_success = Some(now);
@@ -508,16 +569,26 @@ fn mark(record: &mut WorkspaceRecord, endpoint: Endpoint, error: Option<&Upstrea
     }
 }
 
-async fn poll_workspace(client: &Client, settings: &Settings, name: String, version: ApiVersion, walk: bool) -> WorkspaceOutcome {
+async fn poll_workspace(
+    client: &Client,
+    settings: &Settings,
+    name: String,
+    version: ApiVersion,
+    walk: bool,
+) -> WorkspaceOutcome {
     let unfiltered = StatusFilter::default();
     let mut switched_version = None;
-    let mut status = client.fetch_status(version, &name, &unfiltered, Endpoint::Status).await;
+    let mut status = client
+        .fetch_status(version, &name, &unfiltered, Endpoint::Status)
+        .await;
     if let Err(error) = &status
         && error.is_not_found()
         && settings.honcho.api_generation == GenerationOverride::Auto
     {
         let other = other_version(version);
-        let retried = client.fetch_status(other, &name, &unfiltered, Endpoint::Status).await;
+        let retried = client
+            .fetch_status(other, &name, &unfiltered, Endpoint::Status)
+            .await;
         if retried.is_ok() {
             switched_version = Some(other);
         }
@@ -545,7 +616,11 @@ async fn poll_workspace(client: &Client, settings: &Settings, name: String, vers
     }
     let walk = match &status {
         Ok(summary) if walk && effective_version == ApiVersion::V3 => {
-            let wanted: HashSet<String> = summary.sessions.iter().map(|row| row.session_id.clone()).collect();
+            let wanted: HashSet<String> = summary
+                .sessions
+                .iter()
+                .map(|row| row.session_id.clone())
+                .collect();
             let mut aggregator = WorkUnitAggregator::new(
                 unix_now(),
                 settings.classify.overdue_after,
@@ -553,13 +628,19 @@ async fn poll_workspace(client: &Client, settings: &Settings, name: String, vers
                 wanted,
             );
             let result = client
-                .walk_work_units(&name, settings.work_units.page_size, settings.work_units.max_pages, |page| {
-                    aggregator.add_page(page)
-                })
+                .walk_work_units(
+                    &name,
+                    settings.work_units.page_size,
+                    settings.work_units.max_pages,
+                    |page| aggregator.add_page(page),
+                )
                 .await;
             match result {
                 Ok(outcome) => WalkResult::Done(Box::new((aggregator.finish(), outcome))),
-                Err(error) if error.is_not_found() && settings.honcho.api_generation == GenerationOverride::Auto => {
+                Err(error)
+                    if error.is_not_found()
+                        && settings.honcho.api_generation == GenerationOverride::Auto =>
+                {
                     WalkResult::Unavailable
                 }
                 Err(error) => WalkResult::Failed(error),
@@ -586,9 +667,16 @@ mod tests {
         for count in [1u32, 2, 3, 4, 7] {
             let mut seen = 0;
             for index in 0..count {
-                seen += names.iter().filter(|name| shard_of(name, count) == index).count();
+                seen += names
+                    .iter()
+                    .filter(|name| shard_of(name, count) == index)
+                    .count();
             }
-            assert_eq!(seen, names.len(), "count {count}: every workspace in exactly one shard");
+            assert_eq!(
+                seen,
+                names.len(),
+                "count {count}: every workspace in exactly one shard"
+            );
         }
     }
 

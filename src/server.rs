@@ -60,7 +60,10 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
     let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let tls = context.web_config.as_ref().and_then(|config| config.tls_acceptor());
+    let tls = context
+        .web_config
+        .as_ref()
+        .and_then(|config| config.tls_acceptor());
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -91,10 +94,15 @@ pub async fn serve(
             .timer(TokioTimer::new())
             .header_read_timeout(HEADER_TIMEOUT)
             .max_buf_size(16 * 1024);
-        builder.http2().timer(TokioTimer::new()).max_concurrent_streams(32);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(32);
         match &tls {
             None => {
-                let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                let connection = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .into_owned();
                 let watched = graceful.watch(connection);
                 tokio::spawn(async move {
                     if let Err(error) = watched.await {
@@ -107,18 +115,21 @@ pub async fn serve(
                 let acceptor = acceptor.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
-                    let tls_stream = match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls_stream)) => tls_stream,
-                        Ok(Err(error)) => {
-                            tracing::debug!(%peer, %error, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake timed out");
-                            return;
-                        }
-                    };
-                    let connection = builder.serve_connection(TokioIo::new(tls_stream), service).into_owned();
+                    let tls_stream =
+                        match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
+                            Ok(Ok(tls_stream)) => tls_stream,
+                            Ok(Err(error)) => {
+                                tracing::debug!(%peer, %error, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "TLS handshake timed out");
+                                return;
+                            }
+                        };
+                    let connection = builder
+                        .serve_connection(TokioIo::new(tls_stream), service)
+                        .into_owned();
                     if let Err(error) = watcher.watch(connection).await {
                         tracing::debug!(%peer, %error, "connection ended with an error");
                     }
@@ -139,16 +150,20 @@ pub async fn serve(
 
 async fn handle(context: &ServerContext, request: Request<Incoming>) -> Response<Body> {
     let Ok(_permit) = context.requests.try_acquire() else {
-        let mut response = text_response(StatusCode::SERVICE_UNAVAILABLE, "too many concurrent requests\n");
+        let mut response = text_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many concurrent requests\n",
+        );
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return response;
     };
-    let mut response = match tokio::time::timeout(context.request_timeout, route(context, &request)).await {
-        Ok(response) => response,
-        Err(_) => text_response(StatusCode::SERVICE_UNAVAILABLE, "response took too long\n"),
-    };
+    let mut response =
+        match tokio::time::timeout(context.request_timeout, route(context, &request)).await {
+            Ok(response) => response,
+            Err(_) => text_response(StatusCode::SERVICE_UNAVAILABLE, "response took too long\n"),
+        };
     if let Some(config) = &context.web_config {
         for (name, value) in config.extra_headers() {
             response.headers_mut().insert(name.clone(), value.clone());
@@ -165,7 +180,8 @@ async fn route(context: &ServerContext, request: &Request<Incoming>) -> Response
     let is_probe = path == "/-/healthy" || path == "/-/ready";
     if !is_probe
         && let Some(config) = &context.web_config
-        && config.authorize(request.headers().get(header::AUTHORIZATION)) == AuthDecision::Unauthorized
+        && config.authorize(request.headers().get(header::AUTHORIZATION))
+            == AuthDecision::Unauthorized
     {
         let mut response = text_response(StatusCode::UNAUTHORIZED, "Unauthorized\n");
         response.headers_mut().insert(
@@ -191,7 +207,10 @@ async fn route(context: &ServerContext, request: &Request<Incoming>) -> Response
             if poller::current(&context.published).ready {
                 text_response(StatusCode::OK, "Ready\n")
             } else {
-                text_response(StatusCode::SERVICE_UNAVAILABLE, "Not ready: the first poll of Honcho has not completed\n")
+                text_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Not ready: the first poll of Honcho has not completed\n",
+                )
             }
         }
         _ => text_response(StatusCode::NOT_FOUND, "Not found\n"),
@@ -199,20 +218,33 @@ async fn route(context: &ServerContext, request: &Request<Incoming>) -> Response
 }
 
 fn metrics(context: &ServerContext, request: &Request<Incoming>) -> Response<Body> {
-    let header_text = |name| request.headers().get(name).and_then(|value: &HeaderValue| value.to_str().ok());
+    let header_text = |name| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|value: &HeaderValue| value.to_str().ok())
+    };
     let format = exposition::negotiate(header_text(header::ACCEPT));
     let gzip = exposition::accepts_gzip(header_text(header::ACCEPT_ENCODING));
     let published = poller::current(&context.published);
     let chunks = published.body(format, gzip, poller::unix_now());
     let length: usize = chunks.iter().map(Bytes::len).sum();
     let body = StreamBody::new(stream::iter(
-        chunks.into_iter().map(|chunk| Ok::<_, Infallible>(Frame::data(chunk))),
+        chunks
+            .into_iter()
+            .map(|chunk| Ok::<_, Infallible>(Frame::data(chunk))),
     ));
     let mut response = Response::new(BodyExt::boxed(body));
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-    headers.insert(header::VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
+    headers.insert(
+        header::VARY,
+        HeaderValue::from_static("Accept, Accept-Encoding"),
+    );
     if gzip {
         headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
@@ -263,11 +295,18 @@ fn landing(context: &ServerContext) -> Response<Body> {
             .health
             .values()
             .filter_map(|health| health.last_success)
-            .fold(None, |latest: Option<f64>, at| Some(latest.map_or(at, |l| l.max(at))));
+            .fold(None, |latest: Option<f64>, at| {
+                Some(latest.map_or(at, |l| l.max(at)))
+            });
         let (pending, in_progress) = workspace
             .status
             .as_ref()
-            .map(|status| (status.counts.pending.to_string(), status.counts.in_progress.to_string()))
+            .map(|status| {
+                (
+                    status.counts.pending.to_string(),
+                    status.counts.in_progress.to_string(),
+                )
+            })
             .unwrap_or(("–".into(), "–".into()));
         let _ = writeln!(
             html,
@@ -277,14 +316,18 @@ fn landing(context: &ServerContext) -> Response<Body> {
             health(crate::honcho::Endpoint::WorkUnits),
             pending,
             in_progress,
-            last_success.map_or("never".to_string(), |at| format!("{:.0} s ago", (now - at).max(0.0))),
+            last_success.map_or("never".to_string(), |at| format!(
+                "{:.0} s ago",
+                (now - at).max(0.0)
+            )),
         );
     }
     html.push_str("</table>\n</body></html>\n");
     let mut response = Response::new(full(html));
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     response
 }
 
@@ -314,9 +357,10 @@ fn empty() -> Body {
 fn text_response(status: StatusCode, text: &'static str) -> Response<Body> {
     let mut response = Response::new(full(text));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     response
 }
 
@@ -326,6 +370,9 @@ mod tests {
 
     #[test]
     fn landing_page_escapes_workspace_names() {
-        assert_eq!(escape_html("<b>\"x\"&'"), "&lt;b&gt;&quot;x&quot;&amp;&#39;");
+        assert_eq!(
+            escape_html("<b>\"x\"&'"),
+            "&lt;b&gt;&quot;x&quot;&amp;&#39;"
+        );
     }
 }

@@ -145,7 +145,10 @@ impl UnitDetail {
         let rank = |state: UnitState| state.problem_rank().unwrap_or(u8::MAX);
         rank(self.state)
             .cmp(&rank(other.state))
-            .then(self.oldest_item_timestamp.total_cmp(&other.oldest_item_timestamp))
+            .then(
+                self.oldest_item_timestamp
+                    .total_cmp(&other.oldest_item_timestamp),
+            )
             .then_with(|| self.work_unit_key.cmp(&other.work_unit_key))
     }
 }
@@ -201,7 +204,9 @@ impl WorkUnitAggregate {
 
     /// Whether any unit of this task type was seen.
     pub fn has_units(&self, task_type: TaskType) -> bool {
-        self.cells[task_type.index()].iter().any(|cell| cell.units > 0)
+        self.cells[task_type.index()]
+            .iter()
+            .any(|cell| cell.units > 0)
     }
 }
 
@@ -249,7 +254,12 @@ pub struct WorkUnitAggregator {
 impl WorkUnitAggregator {
     /// A new walk at time `now` (Unix seconds). `wanted_sessions`: the session ids whose names
     /// should be kept (those the status summary exports).
-    pub fn new(now: f64, overdue_after: Duration, detail_limit: usize, wanted_sessions: HashSet<String>) -> Self {
+    pub fn new(
+        now: f64,
+        overdue_after: Duration,
+        detail_limit: usize,
+        wanted_sessions: HashSet<String>,
+    ) -> Self {
         WorkUnitAggregator {
             now,
             overdue_after,
@@ -271,7 +281,8 @@ impl WorkUnitAggregator {
         }
         if self.seen.is_empty() {
             // `total` is the unit count: size the de-duplication set once.
-            self.seen.reserve(usize::try_from(page.total.min(10_000_000)).unwrap_or(0));
+            self.seen
+                .reserve(usize::try_from(page.total.min(10_000_000)).unwrap_or(0));
         }
         for row in &page.items {
             if !self.seen.insert(key_hash(&row.work_unit_key)) {
@@ -298,13 +309,17 @@ impl WorkUnitAggregator {
             });
             if matches!(state, UnitState::Stalled | UnitState::Overdue) {
                 let slot = &mut self.aggregate.tokens_until_threshold[task_type.index()];
-                *slot = Some(slot.map_or(row.tokens_until_threshold, |v| v.min(row.tokens_until_threshold)));
+                *slot = Some(slot.map_or(row.tokens_until_threshold, |v| {
+                    v.min(row.tokens_until_threshold)
+                }));
             }
             if let (Some(id), Some(name)) = (&row.session_id, &row.session_name)
                 && self.wanted_sessions.contains(id.as_ref())
                 && !self.aggregate.session_names.contains_key(id.as_ref())
             {
-                self.aggregate.session_names.insert(id.to_string(), name.to_string());
+                self.aggregate
+                    .session_names
+                    .insert(id.to_string(), name.to_string());
             }
             if state.problem_rank().is_some() {
                 self.offer_detail(row, task_type, state, oldest);
@@ -497,14 +512,21 @@ mod tests {
     #[test]
     fn sessions_beyond_the_cap_fold_into_other_and_rows_still_sum_to_the_workspace() {
         let summary = summarize_status(
-            status(counts(10, 2, Some(6)), &[
-                ("a", counts(5, 0, Some(5))),
-                ("b", counts(3, 2, Some(1))),
-                ("c", counts(1, 0, Some(0))),
-            ]),
+            status(
+                counts(10, 2, Some(6)),
+                &[
+                    ("a", counts(5, 0, Some(5))),
+                    ("b", counts(3, 2, Some(1))),
+                    ("c", counts(1, 0, Some(0))),
+                ],
+            ),
             1,
         );
-        let ids: Vec<&str> = summary.sessions.iter().map(|row| row.session_id.as_str()).collect();
+        let ids: Vec<&str> = summary
+            .sessions
+            .iter()
+            .map(|row| row.session_id.as_str())
+            .collect();
         assert_eq!(ids, ["a", OTHER_SESSIONS, NO_SESSION]);
         assert_eq!(summary.capped_sessions, 2);
         assert_eq!(sum_rows(&summary), summary.counts);
@@ -512,7 +534,10 @@ mod tests {
 
     #[test]
     fn items_of_no_session_appear_as_none() {
-        let summary = summarize_status(status(counts(3, 0, Some(3)), &[("a", counts(2, 0, Some(2)))]), 10);
+        let summary = summarize_status(
+            status(counts(3, 0, Some(3)), &[("a", counts(2, 0, Some(2)))]),
+            10,
+        );
         let none = summary
             .sessions
             .iter()

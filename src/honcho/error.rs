@@ -65,7 +65,9 @@ impl UpstreamError {
         match self {
             UpstreamError::Timeout(_) | UpstreamError::Connect(_) | UpstreamError::Body(_) => true,
             UpstreamError::Status { status, .. } => *status == 429 || *status >= 500,
-            UpstreamError::Decode(_) | UpstreamError::TooLarge(_) | UpstreamError::CursorLoop { .. } => false,
+            UpstreamError::Decode(_)
+            | UpstreamError::TooLarge(_)
+            | UpstreamError::CursorLoop { .. } => false,
         }
     }
 

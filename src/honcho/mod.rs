@@ -126,7 +126,10 @@ pub enum ClientBuildError {
 impl Client {
     /// Builds a client for `settings`; `request_budget` bounds one logical request, retries
     /// included (`poll.timeout`).
-    pub fn new(settings: &HonchoSettings, request_budget: Duration) -> Result<Self, ClientBuildError> {
+    pub fn new(
+        settings: &HonchoSettings,
+        request_budget: Duration,
+    ) -> Result<Self, ClientBuildError> {
         let tls = tls_config(settings.ca_file.as_deref())?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
@@ -171,11 +174,13 @@ impl Client {
         let mut names = Vec::new();
         let mut page = 1;
         loop {
-            let url = self.url(&[version_segment(version), "workspaces", "list"], &[
-                ("page", page.to_string()),
-                ("size", PAGE_SIZE.to_string()),
-            ]);
-            let body = self.send(Endpoint::Discovery, Method::PostEmptyJson, url).await?;
+            let url = self.url(
+                &[version_segment(version), "workspaces", "list"],
+                &[("page", page.to_string()), ("size", PAGE_SIZE.to_string())],
+            );
+            let body = self
+                .send(Endpoint::Discovery, Method::PostEmptyJson, url)
+                .await?;
             let parsed: WorkspacePage = decode(&body)?;
             let returned = parsed.items.len();
             names.extend(parsed.items.into_iter().map(|item| item.id));
@@ -239,10 +244,10 @@ impl Client {
                     truncated: true,
                 });
             }
-            let mut url = self.url(&["v3", "workspaces", workspace, "queue", "work-units"], &[(
-                "size",
-                page_size.to_string(),
-            )]);
+            let mut url = self.url(
+                &["v3", "workspaces", workspace, "queue", "work-units"],
+                &[("size", page_size.to_string())],
+            );
             if let Some(cursor) = &cursor {
                 // The cursor is already percent-encoded: append it verbatim.
                 let query = format!("size={page_size}&cursor={cursor}");
@@ -253,7 +258,12 @@ impl Client {
             let page: WorkUnitsPage<'_> = decode(&body)?;
             on_page(&page);
             match page.next_page {
-                None => return Ok(WalkOutcome { pages, truncated: false }),
+                None => {
+                    return Ok(WalkOutcome {
+                        pages,
+                        truncated: false,
+                    });
+                }
                 Some(next) => {
                     if page.items.is_empty() || !seen_cursors.insert(next.to_string()) {
                         return Err(UpstreamError::CursorLoop { pages });
@@ -276,13 +286,20 @@ impl Client {
         if query.is_empty() {
             url.set_query(None);
         } else {
-            url.query_pairs_mut().clear().extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
+            url.query_pairs_mut()
+                .clear()
+                .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
         }
         url
     }
 
     /// Sends one logical request with retries inside the request budget; returns the body.
-    async fn send(&self, endpoint: Endpoint, method: Method, url: Url) -> Result<Vec<u8>, UpstreamError> {
+    async fn send(
+        &self,
+        endpoint: Endpoint,
+        method: Method,
+        url: Url,
+    ) -> Result<Vec<u8>, UpstreamError> {
         let inner = &self.inner;
         let deadline = Instant::now() + inner.request_budget;
         let mut attempt = 0;
@@ -292,13 +309,16 @@ impl Client {
             if remaining.is_zero() {
                 return Err(UpstreamError::Timeout(inner.request_budget));
             }
-            let result = match tokio::time::timeout(remaining, self.attempt(endpoint, method, url.clone())).await {
-                Ok(result) => result,
-                Err(_) => {
-                    self.count(endpoint, "error");
-                    Err(UpstreamError::Timeout(inner.request_budget))
-                }
-            };
+            let result =
+                match tokio::time::timeout(remaining, self.attempt(endpoint, method, url.clone()))
+                    .await
+                {
+                    Ok(result) => result,
+                    Err(_) => {
+                        self.count(endpoint, "error");
+                        Err(UpstreamError::Timeout(inner.request_budget))
+                    }
+                };
             let error = match result {
                 Ok(body) => return Ok(body),
                 Err(error) => error,
@@ -328,7 +348,12 @@ impl Client {
         }
     }
 
-    async fn attempt(&self, endpoint: Endpoint, method: Method, url: Url) -> Result<Vec<u8>, UpstreamError> {
+    async fn attempt(
+        &self,
+        endpoint: Endpoint,
+        method: Method,
+        url: Url,
+    ) -> Result<Vec<u8>, UpstreamError> {
         let inner = &self.inner;
         let mut request = match method {
             Method::Get => inner.http.get(url),
@@ -428,8 +453,13 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
         return Some(Duration::from_secs(seconds));
     }
     let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let target = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(date.timestamp()).ok()?);
-    Some(target.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+    let target =
+        SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(date.timestamp()).ok()?);
+    Some(
+        target
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// Honcho's `{"detail": "..."}` text (strings only; FastAPI's validation lists are summarised),
@@ -500,10 +530,12 @@ fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, ClientBuil
             });
         }
         for certificate in certificates {
-            roots.add(certificate).map_err(|error| ClientBuildError::CaFile {
-                path: path.to_path_buf(),
-                reason: error.to_string(),
-            })?;
+            roots
+                .add(certificate)
+                .map_err(|error| ClientBuildError::CaFile {
+                    path: path.to_path_buf(),
+                    reason: error.to_string(),
+                })?;
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -532,10 +564,11 @@ impl TokenProvider {
         let (modified, header) = match &source {
             TokenSource::Env(secret) => (None, bearer(secret)),
             TokenSource::File(path) => {
-                let (modified, secret) = read_token_file(path).map_err(|source| ClientBuildError::TokenFile {
-                    path: path.clone(),
-                    source,
-                })?;
+                let (modified, secret) =
+                    read_token_file(path).map_err(|source| ClientBuildError::TokenFile {
+                        path: path.clone(),
+                        source,
+                    })?;
                 (modified, bearer(&secret))
             }
         };
@@ -548,9 +581,14 @@ impl TokenProvider {
     /// The `Authorization` header value; re-reads the token file if its mtime changed. A file
     /// that became unreadable keeps the last good token (and logs).
     fn header_value(&self) -> HeaderValue {
-        let mut cached = self.cached.lock().expect("token lock is never poisoned: no panics while held");
+        let mut cached = self
+            .cached
+            .lock()
+            .expect("token lock is never poisoned: no panics while held");
         if let TokenSource::File(path) = &self.source {
-            let modified = std::fs::metadata(path).and_then(|meta| meta.modified()).ok();
+            let modified = std::fs::metadata(path)
+                .and_then(|meta| meta.modified())
+                .ok();
             if modified.is_some() && modified != cached.modified {
                 match read_token_file(path) {
                     Ok((modified, secret)) => {
@@ -628,22 +666,36 @@ mod tests {
         for attempt in 0..10 {
             let delay = backoff_delay(attempt, initial, max);
             let ceiling = (initial * 2u32.pow(attempt)).min(max);
-            assert!(delay <= ceiling, "attempt {attempt}: {delay:?} > {ceiling:?}");
-            assert!(delay >= ceiling / 2, "attempt {attempt}: {delay:?} < half of {ceiling:?}");
+            assert!(
+                delay <= ceiling,
+                "attempt {attempt}: {delay:?} > {ceiling:?}"
+            );
+            assert!(
+                delay >= ceiling / 2,
+                "attempt {attempt}: {delay:?} < half of {ceiling:?}"
+            );
         }
     }
 
     #[test]
     fn retry_after_accepts_seconds_and_http_dates() {
         assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon"), None);
     }
 
     #[test]
     fn error_detail_prefers_honchos_detail_string() {
         assert_eq!(error_detail(br#"{"detail":"Invalid JWT"}"#), "Invalid JWT");
-        assert!(error_detail(br#"{"detail":[{"type":"less_than_equal"}]}"#).contains("less_than_equal"));
-        assert_eq!(error_detail(b"<html>bad gateway</html>"), "<html>bad gateway</html>");
+        assert!(
+            error_detail(br#"{"detail":[{"type":"less_than_equal"}]}"#).contains("less_than_equal")
+        );
+        assert_eq!(
+            error_detail(b"<html>bad gateway</html>"),
+            "<html>bad gateway</html>"
+        );
     }
 }

@@ -1,1 +1,205 @@
-//! TODO
+//! Shared test helpers: fixture access and a replay server that answers each recorded request
+//! with the recorded status and body, byte for byte, over real loopback HTTP.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// The repository's `tests/data` directory.
+pub fn data_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+}
+
+/// A recorded Honcho fixture's bytes (`tests/data/honcho/<relative>`).
+pub fn fixture(relative: &str) -> Vec<u8> {
+    let path = data_dir().join("honcho").join(relative);
+    std::fs::read(&path)
+        .unwrap_or_else(|error| panic!("cannot read fixture {}: {error}", path.display()))
+}
+
+/// One entry of `tests/data/honcho/index.json`.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Recorded {
+    /// Path of the body file relative to `tests/data/honcho`.
+    pub file: String,
+    /// The request that produced it.
+    pub request: RecordedRequest,
+    /// The response status.
+    pub status: u16,
+}
+
+/// The recorded request.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct RecordedRequest {
+    /// `GET` / `POST`.
+    pub method: String,
+    /// The path.
+    pub url_path: String,
+    /// The raw query string (may be empty).
+    pub query: String,
+    /// Extra headers sent (Authorization for the auth fixtures).
+    pub extra_headers: BTreeMap<String, String>,
+}
+
+/// Every recorded fixture.
+pub fn recorded() -> Vec<Recorded> {
+    serde_json::from_slice(&fixture("index.json")).expect("index.json parses")
+}
+
+/// A route of the replay server.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The fixture it came from (for messages).
+    pub file: String,
+    /// Method.
+    pub method: String,
+    /// Path.
+    pub path: String,
+    /// Raw query; an empty one also answers requests whose only parameters are `page`/`size`.
+    pub query: String,
+    /// Required `Authorization` header, if any.
+    pub authorization: Option<String>,
+    /// Status to answer.
+    pub status: u16,
+    /// Body to answer.
+    pub body: Bytes,
+}
+
+/// The routes of one recorded server (a folder of `tests/data/honcho`).
+pub fn routes_of(folder: &str) -> Vec<Route> {
+    recorded()
+        .into_iter()
+        .filter(|entry| entry.file.starts_with(&format!("{folder}/")))
+        .map(|entry| Route {
+            body: Bytes::from(fixture(&entry.file)),
+            file: entry.file,
+            method: entry.request.method,
+            path: entry.request.url_path,
+            query: entry.request.query,
+            authorization: entry.request.extra_headers.get("Authorization").cloned(),
+            status: entry.status,
+        })
+        .collect()
+}
+
+/// A loopback server replaying recorded responses; unknown routes get Honcho's 404 body.
+pub struct ReplayServer {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// Requests received: `METHOD path?query`.
+    pub log: Arc<Mutex<Vec<String>>>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl ReplayServer {
+    /// Starts serving `routes` on a free loopback port.
+    pub async fn start(routes: Vec<Route>) -> ReplayServer {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let address: SocketAddr = listener.local_addr().expect("local address");
+        let routes = Arc::new(routes);
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        let server_log = Arc::clone(&log);
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = tokio::select! {
+                    _ = &mut stopped => return,
+                    accepted = listener.accept() => match accepted { Ok(a) => a, Err(_) => continue },
+                };
+                let routes = Arc::clone(&routes);
+                let log = Arc::clone(&server_log);
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        move |request: Request<hyper::body::Incoming>| {
+                            let routes = Arc::clone(&routes);
+                            let log = Arc::clone(&log);
+                            async move { Ok::<_, Infallible>(answer(&routes, &log, &request)) }
+                        },
+                    );
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        ReplayServer {
+            url: format!("http://{address}"),
+            log,
+            stop: Some(stop),
+        }
+    }
+
+    /// The requests received so far.
+    pub fn requests(&self) -> Vec<String> {
+        self.log.lock().expect("log lock").clone()
+    }
+}
+
+impl Drop for ReplayServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn answer(
+    routes: &[Route],
+    log: &Mutex<Vec<String>>,
+    request: &Request<hyper::body::Incoming>,
+) -> Response<Full<Bytes>> {
+    let method = request.method().as_str();
+    let path = request.uri().path();
+    let query = request.uri().query().unwrap_or("");
+    log.lock()
+        .expect("log lock")
+        .push(format!("{method} {path}?{query}"));
+    let authorization = request
+        .headers()
+        .get("authorization")
+        .and_then(|value| value.to_str().ok());
+    let paging_only = query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .all(|pair| pair.starts_with("page=") || pair.starts_with("size="));
+    let auth_matches = |route: &Route| match &route.authorization {
+        Some(required) => authorization == Some(required.as_str()),
+        None => authorization.is_none() || !routes.iter().any(|r| r.authorization.is_some()),
+    };
+    let candidates = routes
+        .iter()
+        .filter(|route| route.method == method && route.path == path && auth_matches(route));
+    let exact = candidates.clone().find(|route| route.query == query);
+    let chosen = exact.or_else(|| {
+        if paging_only {
+            candidates.clone().find(|route| route.query.is_empty())
+        } else {
+            None
+        }
+    });
+    let (status, body) = match chosen {
+        Some(route) => (route.status, route.body.clone()),
+        None => (404, Bytes::from_static(br#"{"detail":"Not Found"}"#)),
+    };
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = hyper::StatusCode::from_u16(status).expect("recorded status is valid");
+    response.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    response
+        .headers_mut()
+        .insert("server", hyper::header::HeaderValue::from_static("uvicorn"));
+    response
+}

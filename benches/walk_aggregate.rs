@@ -13,7 +13,9 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use honcho_exporter::exposition::Format;
 use honcho_exporter::honcho::types::WorkUnitsPage;
 use honcho_exporter::poller::Published;
-use honcho_exporter::snapshot::{Snapshot, WorkUnitAggregator, WorkspaceSnapshot, summarize_status};
+use honcho_exporter::snapshot::{
+    Snapshot, WorkUnitAggregator, WorkspaceSnapshot, summarize_status,
+};
 
 /// One page of `units` work units in the real server's JSON shape (pretty keys, ISO timestamps).
 fn page_json(page: usize, units: usize) -> String {
@@ -23,12 +25,23 @@ fn page_json(page: usize, units: usize) -> String {
         let (task_type, session, observed) = match n % 10 {
             0 => ("summary", format!("session-{}", n / 7), None),
             1 => ("dream", String::new(), Some(format!("peer-{}", n % 97))),
-            _ => ("representation", format!("session-{}", n / 7), Some(format!("peer-{}", n % 97))),
+            _ => (
+                "representation",
+                format!("session-{}", n / 7),
+                Some(format!("peer-{}", n % 97)),
+            ),
         };
         let key = match task_type {
-            "dream" => format!("dream:omni:bench:{}:{}", observed.as_deref().unwrap_or(""), n),
+            "dream" => format!(
+                "dream:omni:bench:{}:{}",
+                observed.as_deref().unwrap_or(""),
+                n
+            ),
             "summary" => format!("summary:bench:{session}:None:None:{n}"),
-            _ => format!("representation:bench:{session}:{}:{n}", observed.as_deref().unwrap_or("")),
+            _ => format!(
+                "representation:bench:{session}:{}:{n}",
+                observed.as_deref().unwrap_or("")
+            ),
         };
         let in_progress = n % 13 == 0;
         let tokens = (n * 37) % 400;
@@ -58,12 +71,19 @@ fn page_json(page: usize, units: usize) -> String {
 fn walk_aggregate(c: &mut Criterion) {
     const PAGES: usize = 100;
     const UNITS: usize = 100;
-    let pages: Vec<Vec<u8>> = (0..PAGES).map(|page| page_json(page, UNITS).into_bytes()).collect();
+    let pages: Vec<Vec<u8>> = (0..PAGES)
+        .map(|page| page_json(page, UNITS).into_bytes())
+        .collect();
     let mut group = c.benchmark_group("walk");
     group.throughput(Throughput::Elements((PAGES * UNITS) as u64));
     group.bench_function("parse_and_aggregate_10k_units", |b| {
         b.iter(|| {
-            let mut aggregator = WorkUnitAggregator::new(1_795_318_080.0, Duration::from_secs(1815), 20, HashSet::new());
+            let mut aggregator = WorkUnitAggregator::new(
+                1_795_318_080.0,
+                Duration::from_secs(1815),
+                20,
+                HashSet::new(),
+            );
             for body in &pages {
                 let page: WorkUnitsPage<'_> = serde_json::from_slice(body).expect("valid page");
                 aggregator.add_page(&page);
@@ -77,14 +97,18 @@ fn walk_aggregate(c: &mut Criterion) {
 /// A snapshot with about `series` series: workspaces of 50 sessions × 4 states each, plus the
 /// per-workspace aggregates.
 fn snapshot_with_series(series: usize) -> Snapshot {
-    let status_body = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/honcho/dev-1790/queue-status__globex-research.json"))
-        .expect("fixture");
+    let status_body = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/honcho/dev-1790/queue-status__globex-research.json"
+    ))
+    .expect("fixture");
     let page_body = page_json(0, 100);
     // Each workspace yields roughly 4 + 3×4 sessions + 3 work-unit families × 16 + detail ≈ 300 series.
     let workspaces = (series / 300).max(1);
     let mut snapshot = Snapshot::default();
     for index in 0..workspaces {
-        let mut status: honcho_exporter::honcho::types::QueueStatus = serde_json::from_slice(&status_body).expect("fixture parses");
+        let mut status: honcho_exporter::honcho::types::QueueStatus =
+            serde_json::from_slice(&status_body).expect("fixture parses");
         let sessions = status.sessions.take().unwrap_or_default();
         let template = sessions.values().next().cloned().expect("a session");
         let mut many = std::collections::BTreeMap::new();
@@ -96,7 +120,12 @@ fn snapshot_with_series(series: usize) -> Snapshot {
         }
         status.sessions = Some(many);
         let summary = summarize_status(status, 50);
-        let mut aggregator = WorkUnitAggregator::new(1_795_318_080.0, Duration::from_secs(1815), 20, HashSet::new());
+        let mut aggregator = WorkUnitAggregator::new(
+            1_795_318_080.0,
+            Duration::from_secs(1815),
+            20,
+            HashSet::new(),
+        );
         let page: WorkUnitsPage<'_> = serde_json::from_str(&page_body).expect("page");
         aggregator.add_page(&page);
         snapshot.workspaces.insert(
@@ -118,17 +147,21 @@ fn exposition(c: &mut Criterion) {
         let snapshot = snapshot_with_series(series);
         let published = Published::render(snapshot.clone(), true);
         let samples = published.text.iter().filter(|&&byte| byte == b'\n').count();
-        group.bench_with_input(BenchmarkId::new("render_poll_time", samples), &snapshot, |b, snapshot| {
-            b.iter(|| black_box(Published::render(snapshot.clone(), true)))
-        });
+        group.bench_with_input(
+            BenchmarkId::new("render_poll_time", samples),
+            &snapshot,
+            |b, snapshot| b.iter(|| black_box(Published::render(snapshot.clone(), true))),
+        );
         for (name, format, gzip) in [
             ("scrape_openmetrics", Format::OpenMetrics, false),
             ("scrape_text", Format::Text, false),
             ("scrape_text_gzip", Format::Text, true),
         ] {
-            group.bench_with_input(BenchmarkId::new(name, samples), &published, |b, published| {
-                b.iter(|| black_box(published.body(format, gzip, 1_795_318_100.0)))
-            });
+            group.bench_with_input(
+                BenchmarkId::new(name, samples),
+                &published,
+                |b, published| b.iter(|| black_box(published.body(format, gzip, 1_795_318_100.0))),
+            );
         }
     }
     group.finish();

@@ -430,7 +430,7 @@ fn add_ages(
                         ("task_type", task_type.as_str()),
                         ("state", state.as_str()),
                     ]),
-                    (now - timestamp).max(0.0),
+                    age(now, timestamp),
                 );
             }
         }
@@ -438,7 +438,12 @@ fn add_ages(
     for unit in &aggregate.detail {
         unit_age.push(
             detail_labels(workspace, unit),
-            (now - unit.oldest_item_timestamp).max(0.0),
+            age(now, unit.oldest_item_timestamp),
         );
     }
+}
+
+/// Seconds from `timestamp` to `now`, never negative (clock skew), to the millisecond.
+fn age(now: f64, timestamp: f64) -> f64 {
+    ((now - timestamp).max(0.0) * 1000.0).round() / 1000.0
 }

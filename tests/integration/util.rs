@@ -203,3 +203,98 @@ fn answer(
         .insert("server", hyper::header::HeaderValue::from_static("uvicorn"));
     response
 }
+
+/// One parsed sample of a text exposition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedSample {
+    /// The sample name.
+    pub name: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// Its value.
+    pub value: f64,
+}
+
+/// Parses the samples of a text 0.0.4 or OpenMetrics body (comments skipped; label values
+/// unescaped). Enough for assertions; the strict validation is done by real parsers.
+pub fn parse_samples(body: &str) -> Vec<ParsedSample> {
+    let mut samples = Vec::new();
+    for line in body.lines() {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (name_end, mut rest) = match line.find(['{', ' ']) {
+            Some(index) => (index, &line[index..]),
+            None => panic!("bad sample line: {line}"),
+        };
+        let name = line[..name_end].to_string();
+        let mut labels = BTreeMap::new();
+        if rest.starts_with('{') {
+            rest = &rest[1..];
+            loop {
+                if let Some(after) = rest.strip_prefix('}') {
+                    rest = after;
+                    break;
+                }
+                let equals = rest.find('=').expect("label =");
+                let label = rest[..equals].trim_start_matches(',').to_string();
+                rest = &rest[equals + 2..];
+                let mut value = String::new();
+                let mut characters = rest.char_indices();
+                let end = loop {
+                    let (index, character) = characters.next().expect("closing quote");
+                    match character {
+                        '\\' => match characters.next().expect("escape").1 {
+                            'n' => value.push('\n'),
+                            other => value.push(other),
+                        },
+                        '"' => break index,
+                        other => value.push(other),
+                    }
+                };
+                labels.insert(label, value);
+                rest = rest[end + 1..].trim_start_matches(',');
+            }
+        }
+        let value_text = rest.split_whitespace().next().expect("a value");
+        let value = match value_text {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            "NaN" => f64::NAN,
+            number => number
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value in {line}")),
+        };
+        samples.push(ParsedSample {
+            name,
+            labels,
+            value,
+        });
+    }
+    samples
+}
+
+/// The samples named `name` whose labels include all of `matching`.
+pub fn select<'a>(
+    samples: &'a [ParsedSample],
+    name: &str,
+    matching: &[(&str, &str)],
+) -> Vec<&'a ParsedSample> {
+    samples
+        .iter()
+        .filter(|sample| sample.name == name)
+        .filter(|sample| {
+            matching
+                .iter()
+                .all(|(label, value)| sample.labels.get(*label).map(String::as_str) == Some(*value))
+        })
+        .collect()
+}
+
+/// Sum of the samples `select` returns.
+pub fn sum(samples: &[ParsedSample], name: &str, matching: &[(&str, &str)]) -> f64 {
+    select(samples, name, matching)
+        .iter()
+        .map(|sample| sample.value)
+        .sum()
+}

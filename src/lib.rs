@@ -53,3 +53,14 @@ pub const REVISION: &str = match option_env!("HONCHO_EXPORTER_REVISION") {
     Some(revision) => revision,
     None => "unknown",
 };
+
+/// Installs rustls' `ring` crypto provider as the process default (idempotent). reqwest is
+/// built without a provider of its own (no aws-lc C build, no OpenSSL), so anything that builds
+/// an HTTP client or TLS server calls this first.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err means another provider is already installed: that one serves as well.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}

@@ -130,6 +130,7 @@ impl Client {
         settings: &HonchoSettings,
         request_budget: Duration,
     ) -> Result<Self, ClientBuildError> {
+        crate::install_crypto_provider();
         let tls = tls_config(settings.ca_file.as_deref())?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)

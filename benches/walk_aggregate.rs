@@ -43,7 +43,7 @@ fn page_json(page: usize, units: usize) -> String {
                 observed.as_deref().unwrap_or("")
             ),
         };
-        let in_progress = n % 13 == 0;
+        let in_progress = n.is_multiple_of(13);
         let tokens = (n * 37) % 400;
         let hit = task_type != "representation" || tokens >= 200;
         let (session_id, session_name) = if task_type == "dream" {

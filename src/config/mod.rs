@@ -12,6 +12,17 @@ use std::time::Duration;
 use regex::Regex;
 use url::Url;
 
+mod cli;
+mod duration;
+mod error;
+mod resolve;
+mod sources;
+pub(crate) mod yaml;
+
+pub use cli::{Command, DEFAULT_DEMO_SEED, DemoOptions, parse_command};
+pub use error::ConfigError;
+pub use resolve::DEFAULT_HONCHO_URL;
+
 /// The default `--web.listen-address`. 9100–9999 (the Prometheus default-port allocation range)
 /// is fully allocated; 21794 is outside it and below the Linux ephemeral range.
 pub const DEFAULT_LISTEN_ADDRESS: &str = "0.0.0.0:21794";

@@ -289,7 +289,8 @@ def lint_dashboard(path: Path, catalogue: MetricCatalogue, seen_uids: dict, prob
         for need in needs:
             if need not in query:
                 problems.add(file, where, f"query must filter on {need}")
-        check_query(problems, file, where, query, catalogue, "", for_dashboard=False)
+        if query.startswith("label_values("):
+            check_query(problems, file, where, query, catalogue, "", for_dashboard=False)
 
     for ref_path, value in find_datasource_refs(dashboard):
         if value == GRAFANA_BUILTIN_DATASOURCE:
@@ -381,7 +382,7 @@ def lint_rules(path: Path, catalogue: MetricCatalogue, runbook: Path, readme: Pa
         runbook_text = runbook.read_text()
     except OSError:
         runbook_text = ""
-        problems.add(file, "rules", f"runbook {runbook} not found")
+        problems.add(file, "rules", f"runbook {os.path.relpath(runbook)} not found")
     runbook_headings = set(re.findall(r"^## (\S+)\s*$", runbook_text, flags=re.M))
     params = documented_params(readme)
 
@@ -428,7 +429,7 @@ def lint_rules(path: Path, catalogue: MetricCatalogue, runbook: Path, readme: Pa
         if not PARAM_VALUE.findall(line[: marker.start()]):
             problems.add(file, where, f"param marker {key} has no value (a number, duration or string) before it")
         if key not in params:
-            problems.add(file, where, f"param {key} is not documented in {readme}")
+            problems.add(file, where, f"param {key} is not documented in {os.path.relpath(readme)}")
     for alert in sorted(alerts):
         if f"{alert}.for" not in marked:
             problems.add(file, f"alert {alert}", f"its for: line needs a `# param:{alert}.for` marker")

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Prometheus rules: `promtool check rules` on every rule file, `promtool test rules` on every unit
+# test under deploy/prometheus/tests/, and the e2e override mechanism (e2e-overrides.md) applied
+# to a copy that must still be valid. Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "rules.sh: promtool not found (Debian package 'prometheus'; scripts/test.sh installs it)" >&2
+  exit 1
+fi
+
+shopt -s nullglob
+rule_files=(deploy/prometheus/*.rules.yml)
+test_files=(deploy/prometheus/tests/*.yml)
+if [ ${#rule_files[@]} -eq 0 ] || [ ${#test_files[@]} -eq 0 ]; then
+  echo "rules.sh: no rule files or no rule tests found under deploy/prometheus/" >&2
+  exit 1
+fi
+
+echo "--> promtool check rules ${rule_files[*]}"
+promtool check rules "${rule_files[@]}"
+
+echo "--> promtool test rules ${test_files[*]}"
+promtool test rules "${test_files[@]}"
+
+# Every alert must be exercised by the unit tests: named in some alert_rule_test, with at least one
+# expected alert and at least one empty expectation (a firing and a not-firing case).
+echo "--> every alert has a firing and a not-firing unit test"
+python3 - "${rule_files[@]}" -- "${test_files[@]}" <<'PY'
+import sys
+import yaml
+
+args = sys.argv[1:]
+split = args.index("--")
+rule_files, test_files = args[:split], args[split + 1:]
+alerts = set()
+for path in rule_files:
+    for group in (yaml.safe_load(open(path)) or {}).get("groups", []):
+        for rule in group.get("rules", []):
+            if "alert" in rule:
+                alerts.add(rule["alert"])
+firing, silent = set(), set()
+for path in test_files:
+    for test in (yaml.safe_load(open(path)) or {}).get("tests", []):
+        for case in test.get("alert_rule_test", []) or []:
+            (firing if case.get("exp_alerts") else silent).add(case["alertname"])
+missing = [f"{a}: no firing case" for a in sorted(alerts - firing)]
+missing += [f"{a}: no not-firing case" for a in sorted(alerts - silent)]
+for line in missing:
+    print(f"rules.sh: {line}", file=sys.stderr)
+if not alerts:
+    print("rules.sh: no alerts found", file=sys.stderr)
+    sys.exit(1)
+sys.exit(1 if missing else 0)
+PY
+
+# The e2e tests lower thresholds and `for:` durations by rewriting the value before each
+# `# param:<Alert>.<name>` marker (see deploy/prometheus/e2e-overrides.md). Do the same here with
+# small values for every marker and check the result is still a valid rule file.
+echo "--> e2e parameter overrides keep the rules valid"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+for file in "${rule_files[@]}"; do
+  out="$tmp/$(basename "$file")"
+  sed -E \
+    -e 's/[0-9]+(\.[0-9]+)?(ms|s|m|h|d|w|y)([^0-9#]*# param:[A-Za-z]+\.(for|window|auth_window))$/10s\3/' \
+    -e 's/[0-9]+(\.[0-9]+)?([^0-9#]*# param:[A-Za-z]+\.[a-z_]+)$/1\2/' \
+    "$file" >"$out"
+  if cmp -s "$file" "$out"; then
+    echo "rules.sh: the override rewrite changed nothing in $file" >&2
+    exit 1
+  fi
+  promtool check rules "$out" >/dev/null
+done
+echo "rules.sh: OK"

@@ -85,6 +85,7 @@ SYSTEMD_REQUIRED = {
     "ProtectControlGroups": "yes",
     "RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX",
     "MemoryDenyWriteExecute": "yes",
+    "CapabilityBoundingSet": "",
 }
 # `systemd-analyze security` exposure score (0 = locked down, 10 = unprotected) we stay under.
 # (Its --threshold option takes the score x 10, on a 0-100 scale.)
@@ -454,7 +455,7 @@ def check_k8s_wiring(report: Report) -> None:
         problems.append("base Deployment: replicas must be 1 (two would double Honcho's load; see README HA)")
 
     # ConfigMap file name matches --config.file.
-    config_file = next(a.split("=", 1)[1] for a in container_of(deployment)["args"] if a.startswith("--config.file="))
+    config_file = next((a.split("=", 1)[1] for a in container_of(deployment).get("args", []) if a.startswith("--config.file=")), "")
     if pathlib.PurePosixPath(config_file).name not in configmap.get("data", {}):
         problems.append(f"ConfigMap has no key {pathlib.PurePosixPath(config_file).name} for --config.file={config_file}")
 
@@ -688,7 +689,7 @@ def check_dockerfile(report: Report, facts: HelpFacts | None) -> None:
             problems.append(f".dockerignore must exclude {must_exclude.split('/')[0]}/")
     report.record("docker: multi-stage musl build, distroless non-root final stage, EXPOSE, .dockerignore keeps the build inputs", problems)
     if tool_available("hadolint"):
-        result = run(["hadolint", "--failure-threshold", "info", str(DOCKERFILE)], timeout=60)
+        result = run(["hadolint", "--no-color", "--failure-threshold", "info", str(DOCKERFILE)], timeout=60)
         report.record("docker: hadolint (failure threshold: info)", [] if result.returncode == 0 else [result.stdout + result.stderr])
     else:
         report.skip("docker: hadolint", "hadolint is not installed")
@@ -1005,9 +1006,9 @@ def check_consistency(report: Report, facts: HelpFacts | None, binary: pathlib.P
     )
 
 
-def binary_help(report: Report) -> tuple[HelpFacts | None, pathlib.Path | None]:
+def binary_help(report: Report, given: pathlib.Path | None) -> tuple[HelpFacts | None, pathlib.Path | None]:
     name = "consistency: the binary's --help lists the exporter's flags"
-    binary, error = build_binary()
+    binary, error = (given.resolve(), "") if given is not None else build_binary()
     if binary is None:
         report.record(name, [error])
         return None, None
@@ -1079,26 +1080,35 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--help-file", type=pathlib.Path, help="check consistency against this saved --help text instead of the binary")
     parser.add_argument("--self-test", action="store_true", help="only test the parser and the consistency rules")
+    parser.add_argument("--binary", type=pathlib.Path, help="use this executable instead of building honcho_exporter (to test these checks)")
     args = parser.parse_args(argv)
     report = Report()
 
+    def guarded(check, *check_args) -> None:
+        # A check that trips over a malformed artefact (a missing key, a wrong type) fails with
+        # the exception instead of ending the run: the other checks still report.
+        try:
+            check(report, *check_args)
+        except Exception as error:  # noqa: BLE001 - reported as a failure, never swallowed
+            report.record(f"{check.__name__} could not finish", [f"{type(error).__name__}: {error}"])
+
     if args.self_test:
-        self_test(report)
+        guarded(self_test)
     else:
-        check_kustomize_references(report)
-        check_k8s_schemas(report)
-        check_kustomize_render(report)
-        check_k8s_wiring(report)
-        check_prometheusrule(report)
-        check_systemd(report)
+        guarded(check_kustomize_references)
+        guarded(check_k8s_schemas)
+        guarded(check_kustomize_render)
+        guarded(check_k8s_wiring)
+        guarded(check_prometheusrule)
+        guarded(check_systemd)
         if args.help_file:
             facts, binary = parse_help(args.help_file.read_text(encoding="utf-8")), None
             print(f"note: consistency is checked against {rel(args.help_file)}, not the binary")
         else:
-            facts, binary = binary_help(report)
-        check_dockerfile(report, facts)
-        check_compose(report, facts)
-        check_consistency(report, facts, binary)
+            facts, binary = binary_help(report, args.binary)
+        guarded(check_dockerfile, facts)
+        guarded(check_compose, facts)
+        guarded(check_consistency, facts, binary)
 
     print(report.summary())
     return 1 if report.failed else 0

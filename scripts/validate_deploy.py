@@ -51,6 +51,9 @@ DOCKERIGNORE = REPO / ".dockerignore"
 RULES_FILE = REPO / "deploy/prometheus/honcho-exporter.rules.yml"
 PROMETHEUSRULE = K8S / "base/prometheusrule.yaml"
 SAMPLE_HELP = REPO / "scripts/testdata/honcho_exporter_help.txt"
+# The same facts in the other shape clap may print: defaults inside the (wrapped) help text, no
+# [env: …] annotations, a trailing after-help paragraph.
+SAMPLE_HELP_INLINE_DEFAULTS = REPO / "scripts/testdata/honcho_exporter_help_inline_defaults.txt"
 README = REPO / "deploy/README.md"
 
 # Kubernetes versions the manifests are validated against: the oldest the sharded variant
@@ -949,11 +952,12 @@ def build_binary() -> tuple[pathlib.Path | None, str]:
 
 def live_probe(binary: pathlib.Path, telemetry_path: str) -> list[str]:
     """Starts the binary on a free loopback port against an unreachable Honcho (127.0.0.1:9,
-    nothing listens) and checks the paths the manifests probe: /-/healthy 200, /-/ready 503 (no
-    poll can complete), the telemetry path 200."""
+    nothing listens) and checks the paths the manifests probe: /-/healthy 200, /-/ready 200 or
+    503 (whether a cycle whose every request failed counts as complete is the binary's call; a
+    404 would mean the probe path is wrong), the telemetry path 200."""
     port = free_loopback_port()
     process = subprocess.Popen(
-        [str(binary), f"--web.listen-address=127.0.0.1:{port}", "--honcho.url=http://127.0.0.1:9", "--poll.interval=1s"],
+        [str(binary), f"--web.listen-address=127.0.0.1:{port}", "--honcho.url=http://127.0.0.1:9"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         env={k: v for k, v in os.environ.items() if not k.startswith("HONCHO_EXPORTER_")},
     )
@@ -966,7 +970,7 @@ def live_probe(binary: pathlib.Path, telemetry_path: str) -> list[str]:
             if time.monotonic() > deadline:
                 return ["the binary did not serve within 60 s"]
             time.sleep(0.2)
-        expectations = {HEALTH_PATH: {200}, READY_PATH: {503}, telemetry_path: {200}}
+        expectations = {HEALTH_PATH: {200}, READY_PATH: {200, 503}, telemetry_path: {200}}
         for path, statuses in expectations.items():
             status = http_status(f"http://127.0.0.1:{port}{path}")
             if status not in statuses:
@@ -1001,7 +1005,7 @@ def check_consistency(report: Report, facts: HelpFacts | None, binary: pathlib.P
             [] if result.returncode == 0 else [f"exit {result.returncode}: {result.stdout}{result.stderr}"],
         )
     report.record(
-        f"consistency: the binary serves {HEALTH_PATH} (200), {READY_PATH} (503 before a poll), {facts.defaults.get('web.telemetry-path')} (200)",
+        f"consistency: the binary serves {HEALTH_PATH} (200), {READY_PATH} (200/503), {facts.defaults.get('web.telemetry-path')} (200)",
         live_probe(binary, facts.defaults.get("web.telemetry-path", "/metrics")),
     )
 
@@ -1045,6 +1049,15 @@ def self_test(report: Report) -> None:
         problems.append(f"default telemetry path parsed as {facts.defaults.get('web.telemetry-path')!r}")
     if SHARD_INDEX_ENV not in facts.env_names or TOKEN_ENV not in known_env_names(facts):
         problems.append("env names not parsed")
+    inline = parse_help(SAMPLE_HELP_INLINE_DEFAULTS.read_text(encoding="utf-8"))
+    expected_inline = {"web.listen-address": "0.0.0.0:21794", "web.telemetry-path": "/metrics", "poll.timeout": "10s", "shard.index": "0"}
+    for flag, default in expected_inline.items():
+        if inline.defaults.get(flag) != default:
+            problems.append(f"{SAMPLE_HELP_INLINE_DEFAULTS.name}: default of --{flag} parsed as {inline.defaults.get(flag)!r}, expected {default!r}")
+    if SHARD_INDEX_ENV not in known_env_names(inline) or "HONCHO_EXPORTER_SHARD_IDX" in known_env_names(inline):
+        problems.append(f"{SAMPLE_HELP_INLINE_DEFAULTS.name}: env names are not derived from the flags")
+    if "config.check" not in inline.flags or "honcho.token-file" not in inline.flags:
+        problems.append(f"{SAMPLE_HELP_INLINE_DEFAULTS.name}: flags not parsed")
     try:
         parse_help("")
         problems.append("an empty --help (a stub binary) was accepted")
@@ -1070,7 +1083,7 @@ def self_test(report: Report) -> None:
     patterns = ["target/", ".git/", "*.md", "!README.md"]
     if not dockerignore_excludes(patterns, "target/debug/x") or dockerignore_excludes(patterns, "README.md") or not dockerignore_excludes(patterns, "NOTES.md") or dockerignore_excludes(patterns, "src/main.rs"):
         problems.append(".dockerignore matcher is wrong")
-    report.record("self-test: --help parser and consistency rules on scripts/testdata/honcho_exporter_help.txt", problems)
+    report.record("self-test: --help parser (both samples in scripts/testdata/) and the consistency rules", problems)
 
 
 # --------------------------------------------------------------------------------------------

@@ -266,10 +266,7 @@ fn exporter_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
     for (workspace, data) in &snapshot.workspaces {
         for (endpoint, health) in &data.health {
             push_health(
-                labels(&[
-                    ("workspace", workspace),
-                    ("endpoint", endpoint_label(*endpoint)),
-                ]),
+                labels(&[("workspace", workspace), ("endpoint", endpoint.as_str())]),
                 health,
             );
         }
@@ -382,13 +379,6 @@ fn exporter_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
         capped,
         build,
     ]);
-}
-
-fn endpoint_label(endpoint: crate::honcho::Endpoint) -> &'static str {
-    match endpoint {
-        crate::honcho::Endpoint::Scope => "scopes",
-        other => other.as_str(),
-    }
 }
 
 /// What is computed at scrape time: ages relative to `now` (Unix seconds).

@@ -1,1 +1,135 @@
-fn main() {}
+//! The `honcho_exporter` binary: parse the command line (the library validates it), set up
+//! logging, and run the exporter, `demo`, `--config.check` or `--version`. The only place that
+//! uses `anyhow` and turns errors into exit codes: 0 ok, 1 runtime failure, 2 bad configuration.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use honcho_exporter::app::{self, Exporter};
+use honcho_exporter::config::{self, Command, LogFormat, LogSettings, Settings};
+use tokio::signal::unix::{SignalKind, signal};
+
+fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let command = match config::parse_command(args.clone(), &environment()) {
+        Ok(command) => command,
+        Err(error) => {
+            if error.is_help() {
+                print!("{error}");
+            } else {
+                eprintln!("honcho_exporter: {error}");
+            }
+            return ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2));
+        }
+    };
+    let result = match command {
+        Command::Version => {
+            println!(
+                "honcho_exporter {} (revision {})",
+                honcho_exporter::VERSION,
+                honcho_exporter::REVISION
+            );
+            return ExitCode::SUCCESS;
+        }
+        Command::Check(_) => {
+            println!("configuration OK");
+            return ExitCode::SUCCESS;
+        }
+        Command::Run(settings) => {
+            init_logging(&settings.log);
+            runtime().and_then(|runtime| runtime.block_on(run(*settings, args)))
+        }
+        Command::Demo(options) => {
+            init_logging(&LogSettings {
+                level: "info".to_string(),
+                format: LogFormat::Logfmt,
+            });
+            runtime().and_then(|runtime| runtime.block_on(honcho_exporter::demo::run(options)))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("honcho_exporter: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The process environment as UTF-8 pairs (others cannot be ours and are skipped).
+fn environment() -> BTreeMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
+        .collect()
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn init_logging(log: &LogSettings) {
+    let filter = tracing_subscriber::EnvFilter::try_new(format!(
+        "{level},hyper=warn,reqwest=warn,rustls=warn",
+        level = log.level
+    ))
+    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Logfmt => builder.with_ansi(false).init(),
+    }
+}
+
+/// Runs until SIGTERM/SIGINT. SIGHUP re-reads the configuration (flags, environment, file) and
+/// restarts the poller and listeners with it; an invalid new configuration is logged and the
+/// running one kept.
+async fn run(mut settings: Settings, args: Vec<std::ffi::OsString>) -> anyhow::Result<()> {
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut hangup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+    loop {
+        let shared = Arc::new(settings.clone());
+        let listeners = app::bind(&shared).await?;
+        let exporter = Exporter::start(Arc::clone(&shared), listeners)?;
+        tracing::info!(
+            version = honcho_exporter::VERSION,
+            listen = ?exporter.addresses,
+            honcho = %shared.honcho.url,
+            interval = ?shared.poll.interval,
+            "honcho_exporter started"
+        );
+        loop {
+            tokio::select! {
+                _ = terminate.recv() => {
+                    tracing::info!("SIGTERM: shutting down");
+                    exporter.stop().await;
+                    return Ok(());
+                }
+                _ = interrupt.recv() => {
+                    tracing::info!("SIGINT: shutting down");
+                    exporter.stop().await;
+                    return Ok(());
+                }
+                _ = hangup.recv() => {
+                    match config::parse_command(args.clone(), &environment()) {
+                        Ok(Command::Run(new_settings)) => {
+                            tracing::info!("SIGHUP: configuration re-read; restarting with it");
+                            exporter.stop().await;
+                            settings = *new_settings;
+                            break;
+                        }
+                        Ok(_) => tracing::warn!("SIGHUP: the command line no longer runs the exporter; keeping the running configuration"),
+                        Err(error) => tracing::error!(%error, "SIGHUP: the new configuration is invalid; keeping the running one"),
+                    }
+                }
+            }
+        }
+    }
+}

@@ -180,13 +180,15 @@ async fn route(context: &ServerContext, request: &Request<Incoming>) -> Response
     let is_probe = path == "/-/healthy" || path == "/-/ready";
     if !is_probe
         && let Some(config) = &context.web_config
-        && config.authorize(request.headers().get(header::AUTHORIZATION))
+        && config
+            .authorize_async(request.headers().get(header::AUTHORIZATION))
+            .await
             == AuthDecision::Unauthorized
     {
         let mut response = text_response(StatusCode::UNAUTHORIZED, "Unauthorized\n");
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"honcho_exporter\""),
+            HeaderValue::from_static(crate::web_config::WWW_AUTHENTICATE),
         );
         return response;
     }

@@ -116,7 +116,10 @@ pub(crate) struct Dynamics {
 
 impl Dynamics {
     fn real_micros(&self, sim_seconds: f64) -> i64 {
-        ((sim_seconds / self.params.speed.max(1e-9)) * SECOND as f64).round() as i64
+        // Capped at ~3 years so that `now + duration` never overflows.
+        ((sim_seconds / self.params.speed.max(1e-9)) * SECOND as f64)
+            .round()
+            .min(1e17) as i64
     }
 
     fn is_stalled(&self, unit: &Unit) -> bool {
@@ -293,6 +296,10 @@ pub(crate) fn build_workspace(spec: &WorkspaceSpec, params: Params) -> Workspace
     }
     workspace.dynamics = Some(dynamics);
     try_claims(&mut workspace, spec.start);
+    if params.speed <= 0.0 {
+        // Speed 0: the queue as generated (initial claims included), frozen in time.
+        workspace.dynamics = None;
+    }
     workspace
 }
 

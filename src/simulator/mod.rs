@@ -111,7 +111,7 @@ pub struct SimulatorConfig {
     /// Size of the generated data (evolving scenarios).
     pub scale: Scale,
     /// Simulated seconds per real second (rates and processing times; timestamps stay
-    /// wall-clock so ages are real).
+    /// wall-clock so ages are real). 0 = the generated queue frozen in time.
     pub speed: f64,
     /// `DERIVER_REPRESENTATION_BATCH_MAX_TOKENS`.
     pub batch_max_tokens: u32,

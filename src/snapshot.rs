@@ -336,7 +336,7 @@ impl WorkUnitAggregator {
             // `total` is the unit count: size the de-duplication memory once (bounded, so a bogus
             // `total` cannot make us allocate much; a larger walk grows the vector).
             self.seen
-                .reserve(usize::try_from(page.total.min(10_000_000)).unwrap_or(0));
+                .reserve(usize::try_from(page.total.min(1 << 20)).unwrap_or(0));
         }
         for row in &page.items {
             if !self.seen.insert(key_hash(&row.work_unit_key)) {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures_util::StreamExt;
 
-use crate::config::{GenerationOverride, Settings};
+use crate::config::{GenerationOverride, Settings, ShardSettings, WorkspaceSelection};
 use crate::exposition::{self, Format};
 use crate::families;
 use crate::honcho::types::ItemCounts;
@@ -125,6 +125,34 @@ pub fn shard_of(workspace: &str, count: u32) -> u32 {
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
     (hash % u64::from(count.max(1))) as u32
+}
+
+/// The workspaces this replica polls: `names` filtered by allow, then deny, then the shard;
+/// sorted and unique. Pure, so a workspace's shard depends on its name alone.
+pub fn select_workspaces(
+    names: Vec<String>,
+    selection: &WorkspaceSelection,
+    shard: ShardSettings,
+) -> Vec<String> {
+    let mut selected: Vec<String> = names
+        .into_iter()
+        .filter(|name| {
+            selection
+                .allow
+                .as_ref()
+                .is_none_or(|allow| allow.is_match(name))
+        })
+        .filter(|name| {
+            selection
+                .deny
+                .as_ref()
+                .is_none_or(|deny| !deny.is_match(name))
+        })
+        .filter(|name| shard.count <= 1 || shard_of(name, shard.count) == shard.index)
+        .collect();
+    selected.sort();
+    selected.dedup();
+    selected
 }
 
 /// What is remembered of one workspace between cycles: successes only, with their times.
@@ -263,25 +291,7 @@ impl Poller {
         } else {
             selection.static_list.clone()
         };
-        let shard = settings.shard;
-        let mut selected: Vec<String> = names
-            .into_iter()
-            .filter(|name| {
-                selection
-                    .allow
-                    .as_ref()
-                    .is_none_or(|allow| allow.is_match(name))
-            })
-            .filter(|name| {
-                selection
-                    .deny
-                    .as_ref()
-                    .is_none_or(|deny| !deny.is_match(name))
-            })
-            .filter(|name| shard.count <= 1 || shard_of(name, shard.count) == shard.index)
-            .collect();
-        selected.sort();
-        selected.dedup();
+        let selected = select_workspaces(names, selection, settings.shard);
         self.state.workspaces = selected.clone();
         selected
     }
@@ -685,5 +695,66 @@ mod tests {
         // Pinned values: changing the hash would move every workspace to another replica.
         assert_eq!(shard_of("acme-support", 4), shard_of("acme-support", 4));
         assert_eq!(shard_of("", 3), (0xcbf2_9ce4_8422_2325u64 % 3) as u32);
+    }
+
+    fn shards(names: &[String], count: u32, selection: &WorkspaceSelection) -> Vec<Vec<String>> {
+        (0..count)
+            .map(|index| {
+                select_workspaces(names.to_vec(), selection, ShardSettings { count, index })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn adding_or_removing_workspaces_moves_no_other_workspace_and_the_union_stays_whole() {
+        let everything = WorkspaceSelection {
+            static_list: Vec::new(),
+            allow: None,
+            deny: None,
+        };
+        let before: Vec<String> = (0..200).map(|i| format!("ws-{i}")).collect();
+        let mut after: Vec<String> = before
+            .iter()
+            .filter(|name| !name.ends_with('7'))
+            .cloned()
+            .collect();
+        after.extend((200..260).map(|i| format!("ws-{i}")));
+        for count in [2u32, 3, 4] {
+            let old = shards(&before, count, &everything);
+            let new = shards(&after, count, &everything);
+            let mut union: Vec<String> = new.concat();
+            union.sort();
+            let mut expected = after.clone();
+            expected.sort();
+            assert_eq!(
+                union, expected,
+                "count {count}: disjoint shards whose union is the new set"
+            );
+            for (index, shard) in new.iter().enumerate() {
+                for name in shard.iter().filter(|name| before.contains(name)) {
+                    assert!(
+                        old[index].contains(name),
+                        "count {count}: {name} moved away from shard {index}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn allow_then_deny_then_shard() {
+        let selection = WorkspaceSelection {
+            static_list: Vec::new(),
+            allow: Some(regex::Regex::new("^(?:prod-.*)$").expect("regex")),
+            deny: Some(regex::Regex::new("^(?:prod-test)$").expect("regex")),
+        };
+        let names = vec![
+            "prod-a".to_string(),
+            "prod-test".into(),
+            "dev-a".into(),
+            "prod-a".into(),
+        ];
+        let selected = select_workspaces(names, &selection, ShardSettings { count: 1, index: 0 });
+        assert_eq!(selected, ["prod-a"]);
     }
 }

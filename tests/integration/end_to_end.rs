@@ -533,3 +533,49 @@ async fn a_real_prometheus_scrapes_the_exporter() {
     drop(prometheus);
     exporter.stop().await;
 }
+
+#[tokio::test]
+async fn shards_poll_disjoint_workspaces_whose_union_is_all_of_them() {
+    use honcho_exporter::simulator::{Generation, Scale, Scenario, Simulator, SimulatorConfig};
+    let simulator = Simulator::start(SimulatorConfig {
+        scenario: Scenario::Healthy,
+        scale: Scale {
+            workspaces: 12,
+            sessions_per_workspace: 2,
+            work_units_per_workspace: 5,
+        },
+        speed: 0.0,
+        ..SimulatorConfig::recorded(Generation::C)
+    })
+    .await
+    .expect("simulator starts");
+    let all: std::collections::BTreeSet<String> = simulator
+        .simulator
+        .truth()
+        .workspaces
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(all.len(), 12);
+    let mut seen = std::collections::BTreeSet::new();
+    for index in 0..3 {
+        let mut settings = test_settings(&simulator.url());
+        settings.shard = honcho_exporter::config::ShardSettings { count: 3, index };
+        let (exporter, base) = start_ready(settings).await;
+        let samples = scrape(&base).await;
+        for sample in select(&samples, "honcho_exporter_up", &[("endpoint", "status")]) {
+            let workspace = sample.labels["workspace"].clone();
+            assert_eq!(sample.value, 1.0, "{workspace} up");
+            assert!(
+                seen.insert(workspace.clone()),
+                "{workspace} polled by two shards"
+            );
+        }
+        exporter.stop().await;
+    }
+    assert_eq!(
+        seen, all,
+        "the shards together poll every workspace exactly once"
+    );
+    simulator.shutdown().await;
+}

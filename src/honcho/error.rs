@@ -28,8 +28,9 @@ pub enum UpstreamError {
     /// The body is larger than `honcho.max_response_bytes`.
     #[error("Honcho's response is larger than the {0}-byte limit")]
     TooLarge(usize),
-    /// The connection broke while the body was being read.
-    #[error("reading Honcho's response failed: {0}")]
+    /// The connection was made but broke before a complete response arrived (closed before
+    /// the headers, or while the body was being read).
+    #[error("Honcho's response broke off: {0}")]
     Body(String),
     /// The work-units walk was handed a cursor it had already followed (or an empty page with a
     /// next cursor), so it would never end.

@@ -323,7 +323,9 @@ impl Client {
                 }
                 tokio::time::sleep(wait).await;
             }
-            inner.rate.acquire().await;
+            if !inner.rate.acquire_before(deadline).await {
+                return Err(UpstreamError::RateLimited(inner.request_budget));
+            }
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
                 return Err(UpstreamError::Timeout(inner.request_budget));
@@ -694,18 +696,26 @@ impl RateLimiter {
         }
     }
 
-    async fn acquire(&self) {
+    /// Waits for the next free slot if it comes before `deadline` and returns true; returns
+    /// false at once, without taking a slot, if it does not. A request that could never be
+    /// sent in time must not hold a slot: with many workspaces, slots taken by requests that
+    /// then time out would leave almost none for the requests that can still be sent.
+    async fn acquire_before(&self, deadline: Instant) -> bool {
         if self.interval.is_zero() {
-            return;
+            return true;
         }
         let wait_until = {
             let mut next = self.next_slot.lock().await;
             let now = Instant::now();
             let slot = (*next).max(now);
+            if slot >= deadline {
+                return false;
+            }
             *next = slot + self.interval;
             slot
         };
         tokio::time::sleep_until(wait_until.into()).await;
+        true
     }
 }
 
@@ -778,6 +788,20 @@ mod tests {
         // The listener is gone now: nothing listens on the port.
         let refused = status_error(&client_for(&format!("http://{address}"))).await;
         assert_eq!(refused.reason(), "connect", "{refused}");
+    }
+
+    #[tokio::test]
+    async fn the_rate_limiter_refuses_a_slot_past_the_deadline_without_taking_it() {
+        let limiter = RateLimiter::new(10.0);
+        let far = Instant::now() + Duration::from_secs(10);
+        assert!(limiter.acquire_before(far).await, "the first slot is now");
+        // The next slot is 100 ms away: not before a deadline 10 ms away.
+        let near = Instant::now() + Duration::from_millis(10);
+        assert!(!limiter.acquire_before(near).await);
+        assert!(!limiter.acquire_before(near).await);
+        // The refusals took nothing: the next slot is still ~100 ms after the first.
+        let next = *limiter.next_slot.lock().await;
+        assert!(next <= Instant::now() + Duration::from_millis(100));
     }
 
     #[test]

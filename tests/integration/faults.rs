@@ -569,7 +569,7 @@ async fn a_retry_after_beyond_the_backoff_cap_silences_requests_until_it_passes(
     let (exporter, base) = start_ready(settings).await;
     let first = scrape(&base).await;
     assert_eq!(up(&first, TARGET, "status"), Some(0.0));
-    assert_eq!(errors(&first, "status", "http_429"), 1.0);
+    assert!(errors(&first, "status", "http_429") >= 1.0);
     let cycles_before = sum(&first, "honcho_exporter_poll_cycles_total", &[]);
     // Several cycles pass while Retry-After is pending.
     tokio::time::sleep(INTERVAL * 5).await;
@@ -653,12 +653,19 @@ async fn the_request_rate_stays_under_its_bound_with_many_workspaces() {
         sent <= bound,
         "{sent} requests in {window:?}: more than {RATE}/s allows ({bound})"
     );
+    // A third of the bound: slots are not wasted on requests that could never be sent.
     assert!(
-        sent >= 3,
-        "the exporter kept polling under the rate bound ({sent} requests)"
+        sent as f64 >= RATE * WINDOW.as_secs_f64() / 3.0,
+        "the exporter kept polling at about the bound ({sent} requests in {window:?})"
     );
-    // /metrics answers while the poll loop queues on the limiter.
-    scrape(&base).await;
+    // /metrics answers while the poll loop queues on the limiter, and says why some
+    // workspaces were not polled: the bound left no slot within the poll timeout.
+    let samples = scrape(&base).await;
+    assert!(
+        errors(&samples, "status", "rate_limited") > 0.0,
+        "{}",
+        debug_exporter_samples(&samples)
+    );
     exporter.stop().await;
     honcho.shutdown().await;
 }

@@ -313,7 +313,7 @@ impl Poller {
             let retried = self.client.list_workspaces(other).await;
             if retried.is_ok() {
                 tracing::info!(version = ?other, "Honcho answers on another API version; switching");
-                self.state.api_version = Some(other);
+                switch_api_version(&mut self.state, other);
             }
             result = retried;
         }
@@ -378,11 +378,7 @@ impl Poller {
         let state = &mut self.state;
         if let Some(version) = outcome.switched_version {
             tracing::info!(?version, "Honcho answers on another API version; switching");
-            state.api_version = Some(version);
-            if version == ApiVersion::V2 {
-                state.work_units_available = None;
-                state.status_split = None;
-            }
+            switch_api_version(state, version);
         } else if state.api_version.is_none() && outcome.status.is_ok() {
             state.api_version = Some(match self.settings.honcho.api_generation {
                 GenerationOverride::A => ApiVersion::V2,
@@ -441,6 +437,10 @@ impl Poller {
                 state.work_units_available = Some(false);
                 record.health.remove(&Endpoint::WorkUnits);
                 record.work_units = None;
+                record.walk_truncated = false;
+                // The threshold and flush flag come from the work-units envelope only.
+                state.batch_max_tokens = None;
+                state.flush_enabled = None;
             }
             WalkResult::Done(done) => {
                 let (aggregate, walk) = *done;
@@ -536,6 +536,29 @@ impl Poller {
                 work_units_available: state.work_units_available,
             },
         }
+    }
+}
+
+/// Uses `version` from now on. On 2.x the features are unknown again and everything learnt
+/// from a generation C walk is dropped: the server no longer has the walk (downgraded).
+fn switch_api_version(state: &mut PollState, version: ApiVersion) {
+    state.api_version = Some(version);
+    if version == ApiVersion::V2 {
+        state.work_units_available = None;
+        state.status_split = None;
+        forget_work_units(state);
+    }
+}
+
+/// Drops every workspace's work-unit data and health, and the deriver settings read from the
+/// work-units envelope.
+fn forget_work_units(state: &mut PollState) {
+    state.batch_max_tokens = None;
+    state.flush_enabled = None;
+    for record in state.records.values_mut() {
+        record.work_units = None;
+        record.walk_truncated = false;
+        record.health.remove(&Endpoint::WorkUnits);
     }
 }
 

@@ -6,6 +6,7 @@ mod dashboards;
 mod deploy;
 mod end_to_end;
 mod exposition;
+mod faults;
 mod fixtures_replay;
 mod golden;
 mod simulator_contract;

@@ -647,39 +647,47 @@ async fn poll_workspace(
             scopes.push((scope.name.clone(), result));
         }
     }
-    let walk = match &status {
-        Ok(summary) if walk && effective_version == ApiVersion::V3 => {
-            let wanted: HashSet<String> = summary
-                .sessions
-                .iter()
-                .map(|row| row.session_id.clone())
-                .collect();
-            let mut aggregator = WorkUnitAggregator::new(
-                unix_now(),
-                settings.classify.overdue_after,
-                settings.work_units.detail_limit,
-                wanted,
-            );
-            let result = client
-                .walk_work_units(
-                    &name,
-                    settings.work_units.page_size,
-                    settings.work_units.max_pages,
-                    |page| aggregator.add_page(page),
-                )
-                .await;
-            match result {
-                Ok(outcome) => WalkResult::Done(Box::new((aggregator.finish(), outcome))),
-                Err(error)
-                    if error.is_not_found()
-                        && settings.honcho.api_generation == GenerationOverride::Auto =>
-                {
-                    WalkResult::Unavailable
-                }
-                Err(error) => WalkResult::Failed(error),
+    // The walk does not depend on the status call: when status fails for another reason than a
+    // missing route, the walk still runs, so `up{endpoint="work_units"}` says what it saw rather
+    // than keeping last cycle's value. Only the session names wanted need the status.
+    let status_route_missing = status.as_ref().is_err_and(UpstreamError::is_not_found);
+    let walk = if walk && effective_version == ApiVersion::V3 && !status_route_missing {
+        let wanted: HashSet<String> = status
+            .as_ref()
+            .map(|summary| {
+                summary
+                    .sessions
+                    .iter()
+                    .map(|row| row.session_id.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut aggregator = WorkUnitAggregator::new(
+            unix_now(),
+            settings.classify.overdue_after,
+            settings.work_units.detail_limit,
+            wanted,
+        );
+        let result = client
+            .walk_work_units(
+                &name,
+                settings.work_units.page_size,
+                settings.work_units.max_pages,
+                |page| aggregator.add_page(page),
+            )
+            .await;
+        match result {
+            Ok(outcome) => WalkResult::Done(Box::new((aggregator.finish(), outcome))),
+            Err(error)
+                if error.is_not_found()
+                    && settings.honcho.api_generation == GenerationOverride::Auto =>
+            {
+                WalkResult::Unavailable
             }
+            Err(error) => WalkResult::Failed(error),
         }
-        _ => WalkResult::Skipped,
+    } else {
+        WalkResult::Skipped
     };
     WorkspaceOutcome {
         name,

@@ -8,6 +8,7 @@ mod end_to_end;
 mod exposition;
 mod fixtures_replay;
 mod golden;
+mod process;
 mod simulator_contract;
 mod simulator_faults;
 mod util;

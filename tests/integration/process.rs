@@ -907,7 +907,9 @@ fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
 
 /// The load test: 200 concurrent scrapers for at most 6 s and at most 100 requests each.
 /// Prints p50/p99 and throughput; asserts only that every answer was 200 or 503 and that the
-/// poll loop kept cycling (a generous fraction of elapsed / interval).
+/// poll loop kept cycling: at least a sixth of elapsed / interval, a bound generous enough for
+/// two loaded cores shared with the scrapers, yet one a starved or stuck loop (0–1 cycles)
+/// fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_concurrent_scrapers_gets_200_or_503_and_the_poll_loop_keeps_time() {
     const SCRAPERS: usize = 200;
@@ -996,7 +998,7 @@ async fn a_flood_of_concurrent_scrapers_gets_200_or_503_and_the_poll_loop_keeps_
     assert!(ok > 0, "scrapes were served");
     let expected = (started.elapsed().as_secs_f64() / interval.as_secs_f64()).floor();
     assert!(
-        cycles >= (expected / 4.0).floor().max(2.0),
+        cycles >= (expected / 6.0).floor().max(2.0),
         "the poll loop fell behind under load: {cycles} cycles in {elapsed:?} at {interval:?}"
     );
 }

@@ -9,6 +9,7 @@ mod exposition;
 mod faults;
 mod fixtures_replay;
 mod golden;
+mod process;
 mod simulator_contract;
 mod simulator_faults;
 mod util;

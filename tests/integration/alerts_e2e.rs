@@ -338,17 +338,14 @@ async fn instant(prometheus: &PrometheusProcess, query: &str) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-/// Which scenario a result series belongs to: its `scenario` label, or (for alerts that
-/// aggregate `by (job, instance, …)`) the scenario of its `instance`.
-fn scenario_of(series: &Value, by_instance: &BTreeMap<String, &'static str>) -> String {
-    let metric = &series["metric"];
-    if let Some(scenario) = metric["scenario"].as_str() {
-        return scenario.to_owned();
-    }
-    metric["instance"]
-        .as_str()
-        .and_then(|instance| by_instance.get(instance))
-        .map_or_else(|| format!("unknown ({metric})"), |s| (*s).to_owned())
+/// Which scenario an alert series belongs to: its `scenario` target label. Every alert must
+/// keep the target labels (operators route on `cluster`, `env`, … the same way), so a series
+/// without it is reported as such and fails the test.
+fn scenario_of(series: &Value) -> String {
+    series["metric"]["scenario"].as_str().map_or_else(
+        || format!("<no scenario target label: {}>", series["metric"]),
+        str::to_owned,
+    )
 }
 
 /// Every panel of a dashboard, rows' nested panels included.
@@ -514,7 +511,7 @@ async fn every_alert_fires_for_its_scenario_and_every_panel_has_data() {
                 .as_str()
                 .unwrap_or("")
                 .to_owned();
-            let scenario = scenario_of(&series, &by_instance);
+            let scenario = scenario_of(&series);
             if let std::collections::btree_map::Entry::Vacant(entry) =
                 first_firing.entry((alert.clone(), scenario.clone()))
             {
@@ -563,7 +560,7 @@ async fn every_alert_fires_for_its_scenario_and_every_panel_has_data() {
         .iter()
         .map(|series| {
             let alert = series["metric"]["alertname"].as_str().unwrap_or("");
-            (scenario_of(series, &by_instance), alert.to_owned())
+            (scenario_of(series), alert.to_owned())
         })
         .collect();
     let allowed: BTreeSet<(&str, &str)> = EXPECTED.iter().chain(ALSO_TRUE).copied().collect();
@@ -571,7 +568,7 @@ async fn every_alert_fires_for_its_scenario_and_every_panel_has_data() {
         .iter()
         .filter_map(|series| {
             let alert = series["metric"]["alertname"].as_str().unwrap_or("");
-            let scenario = scenario_of(series, &by_instance);
+            let scenario = scenario_of(series);
             (!allowed.contains(&(alert, scenario.as_str())))
                 .then(|| format!("{alert} for {scenario}: {}", series["metric"]))
         })

@@ -597,6 +597,7 @@ async fn every_alert_fires_for_its_scenario_and_every_panel_has_data() {
     ]
     .into_iter()
     .collect();
+    let by_scenario = targets_by_scenario(&by_instance);
     let mut panel_problems = Vec::new();
     let mut panels_checked = 0;
     let mut honcho_metrics_panels = Vec::new();
@@ -628,7 +629,7 @@ async fn every_alert_fires_for_its_scenario_and_every_panel_has_data() {
                 .find(|panel_use| panel_use.dashboard == uid && panel_use.title == title);
             let scenario = meant_for.map_or("healthy", |panel_use| panel_use.scenario);
             let shows = meant_for.and_then(|panel_use| panel_use.shows);
-            let instance = targets_address(&targets_by_scenario(&by_instance), scenario);
+            let instance = targets_address(&by_scenario, scenario);
             let names = scenario_workspaces
                 .get(scenario)
                 .cloned()

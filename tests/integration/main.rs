@@ -1,6 +1,7 @@
 //! The one integration test binary (ripgrep style): one module per area, fixtures in
 //! `tests/data/`. Modules share helpers through `util` and `validators`.
 
+mod alerts_e2e;
 mod config_errors;
 mod dashboards;
 mod deploy;

@@ -354,9 +354,10 @@ impl WorkUnitAggregator {
             let task_type = TaskType::parse(&row.task_type);
             let state = classify(row.in_progress, row.hit_threshold, age, self.overdue_after);
             let cell = &mut self.aggregate.cells[task_type.index()][state.index()];
+            // Upstream numbers: saturate rather than overflow.
             cell.units += 1;
-            cell.items += row.pending_items;
-            cell.tokens += row.pending_tokens;
+            cell.items = cell.items.saturating_add(row.pending_items);
+            cell.tokens = cell.tokens.saturating_add(row.pending_tokens);
             cell.oldest_item_timestamp = Some(match cell.oldest_item_timestamp {
                 Some(current) => current.min(oldest),
                 None => oldest,

@@ -18,32 +18,8 @@ INTERVAL_MS=${INTERVAL_MS:-250}
 
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "load.sh needs wrk (apt-get install wrk)" >&2; exit 2; }
-cargo build --release --bins --quiet
-bin=target/release
-work=$(mktemp -d)
-sim_pid=""
-exporter_pid=""
-cleanup() {
-    [ -n "$exporter_pid" ] && kill "$exporter_pid" 2>/dev/null || true
-    [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null || true
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-wait_for_match() {
-    local file=$1 pattern=$2
-    for _ in $(seq 1 200); do
-        if match=$(grep -oE "$pattern" "$file" 2>/dev/null | head -n 1) && [ -n "$match" ]; then
-            echo "$match"
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "timed out waiting for /$pattern/ in $file:" >&2
-    cat "$file" >&2
-    return 1
-}
+# shellcheck source=scripts/lib/processes.sh
+. scripts/lib/processes.sh
 
 "$bin/honcho-sim" --listen 127.0.0.1:0 --scenario healthy --speed 120 --workspaces 4 \
     >"$work/sim.out" 2>&1 &

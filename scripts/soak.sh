@@ -19,33 +19,8 @@ SAMPLE_EVERY=${SAMPLE_EVERY:-15}   # seconds between samples
 CHURN_EVERY=${CHURN_EVERY:-1}      # seconds between churn steps
 
 cd "$(dirname "$0")/.."
-cargo build --release --bins --quiet
-bin=target/release
-work=$(mktemp -d)
-sim_pid=""
-exporter_pid=""
-cleanup() {
-    [ -n "$exporter_pid" ] && kill "$exporter_pid" 2>/dev/null || true
-    [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null || true
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-# Wait (bounded) until FILE contains a match of the extended regex PATTERN; print the match.
-wait_for_match() {
-    local file=$1 pattern=$2
-    for _ in $(seq 1 200); do
-        if match=$(grep -oE "$pattern" "$file" 2>/dev/null | head -n 1) && [ -n "$match" ]; then
-            echo "$match"
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "timed out waiting for /$pattern/ in $file:" >&2
-    cat "$file" >&2
-    return 1
-}
+# shellcheck source=scripts/lib/processes.sh
+. scripts/lib/processes.sh
 
 "$bin/honcho-sim" --listen 127.0.0.1:0 --scenario healthy --speed 600 \
     --workspaces 8 --sessions-per-workspace 10 --work-units-per-workspace 80 \

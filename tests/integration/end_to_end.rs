@@ -22,12 +22,18 @@ pub fn test_settings(url: &str) -> Settings {
     settings
 }
 
-/// Starts an exporter and waits for its first complete poll.
-pub async fn start_ready(settings: Settings) -> (Exporter, String) {
+/// Starts an exporter without waiting for its first poll; returns it and its base URL.
+pub async fn start_unready(settings: Settings) -> (Exporter, String) {
     let settings = Arc::new(settings);
     let listeners = honcho_exporter::app::bind(&settings).await.expect("bind");
     let exporter = Exporter::start(settings, listeners).expect("exporter starts");
     let base = format!("http://{}", exporter.addresses[0]);
+    (exporter, base)
+}
+
+/// Starts an exporter and waits for its first complete poll.
+pub async fn start_ready(settings: Settings) -> (Exporter, String) {
+    let (exporter, base) = start_unready(settings).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     while !exporter.is_ready() {
         assert!(Instant::now() < deadline, "no complete poll within 20 s");
@@ -383,10 +389,7 @@ async fn readiness_is_503_until_the_first_poll_completes() {
     });
     let mut settings = test_settings(&silent);
     settings.poll.timeout = Duration::from_secs(30);
-    let settings = Arc::new(settings);
-    let listeners = honcho_exporter::app::bind(&settings).await.expect("bind");
-    let exporter = Exporter::start(settings, listeners).expect("starts");
-    let base = format!("http://{}", exporter.addresses[0]);
+    let (exporter, base) = start_unready(settings).await;
     assert_eq!(get(&format!("{base}/-/ready"), None, false).await.0, 503);
     assert_eq!(get(&format!("{base}/-/healthy"), None, false).await.0, 200);
     let (status, _, body) = get(&format!("{base}/metrics"), None, false).await;

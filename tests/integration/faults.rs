@@ -8,17 +8,15 @@
 //! hangs for minutes) or lower bounds that a sleep guarantees (a `Retry-After: 1` retry cannot
 //! come sooner than 1 s).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use honcho_exporter::app::Exporter;
 use honcho_exporter::config::Settings;
 use honcho_exporter::simulator::{
     EndpointKind, FaultAction, FaultRule, Faults, Generation, Scale, Scenario, Simulator,
     SimulatorConfig, SimulatorHandle,
 };
 
-use crate::end_to_end::{get, start_ready, test_settings};
+use crate::end_to_end::{get, start_ready, start_unready, test_settings};
 use crate::util::{ParsedSample, parse_samples, select, sum};
 
 /// The workspace every scoped fault targets.
@@ -409,15 +407,6 @@ async fn bad_bodies_are_never_cached_as_good() {
 /// The simulator's count of requests it received for `kind` (every status, hangs included).
 fn honcho_requests(honcho: &SimulatorHandle, kind: EndpointKind) -> u64 {
     honcho.simulator.request_counts().total(kind)
-}
-
-/// Starts an exporter without waiting for its first cycle.
-async fn start_unready(settings: Settings) -> (Exporter, String) {
-    let settings = Arc::new(settings);
-    let listeners = honcho_exporter::app::bind(&settings).await.expect("bind");
-    let exporter = Exporter::start(settings, listeners).expect("exporter starts");
-    let base = format!("http://{}", exporter.addresses[0]);
-    (exporter, base)
 }
 
 #[tokio::test]

@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use honcho_exporter::app::Exporter;
 use honcho_exporter::simulator::{Generation, Simulator, SimulatorConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -560,14 +559,6 @@ async fn tls_front(upstream: SocketAddr) -> TlsFront {
     }
 }
 
-async fn start_in_process(settings: honcho_exporter::config::Settings) -> (Exporter, String) {
-    let settings = Arc::new(settings);
-    let listeners = honcho_exporter::app::bind(&settings).await.expect("bind");
-    let exporter = Exporter::start(settings, listeners).expect("exporter starts");
-    let base = format!("http://{}", exporter.addresses[0]);
-    (exporter, base)
-}
-
 #[tokio::test]
 async fn an_https_honcho_signed_by_a_custom_ca_is_up_only_with_that_ca_file() {
     let honcho = Simulator::start(SimulatorConfig::recorded(Generation::C))
@@ -581,7 +572,7 @@ async fn an_https_honcho_signed_by_a_custom_ca_is_up_only_with_that_ca_file() {
     trusted.honcho.ca_file = Some(web_fixture("ca.crt"));
     trusted.poll.interval = Duration::from_millis(500);
     trusted.poll.timeout = Duration::from_millis(400);
-    let (exporter, base) = start_in_process(trusted).await;
+    let (exporter, base) = crate::end_to_end::start_unready(trusted).await;
     let samples = scrape_until(
         &client,
         &base,
@@ -604,7 +595,7 @@ async fn an_https_honcho_signed_by_a_custom_ca_is_up_only_with_that_ca_file() {
     let mut untrusted = test_settings(&https_url);
     untrusted.poll.interval = Duration::from_millis(500);
     untrusted.poll.timeout = Duration::from_millis(400);
-    let (exporter, base) = start_in_process(untrusted).await;
+    let (exporter, base) = crate::end_to_end::start_unready(untrusted).await;
     let samples = scrape_until(
         &client,
         &base,
@@ -672,7 +663,7 @@ async fn web_config_tls_and_basic_auth_guard_the_real_server_but_not_its_probes(
         .expect("simulator starts");
     let mut settings = test_settings(&honcho.url());
     settings.web.config_file = Some(web_fixture("tls-basic-auth.yml"));
-    let (exporter, plain_base) = start_in_process(settings).await;
+    let (exporter, plain_base) = crate::end_to_end::start_unready(settings).await;
     let base = plain_base.replace("http://", "https://");
     let client = client_trusting_test_ca();
     let metrics = format!("{base}/metrics");

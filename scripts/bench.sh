@@ -172,6 +172,7 @@ if wants walk; then
   record walk_units_per_second "$(python3 -c "import sys; print(round(int(sys.argv[1]) / float(sys.argv[2])))" "$walk_units" "$duration")"
   record walk_truncated "$truncated"
   record walk_upstream_requests "$requests"
+  record walk_cpu_seconds "$(metric "$exporter_url" process_cpu_seconds_total)"
   record walk_peak_rss_kib "$(rss_kib "$exporter_pid" VmHWM)"
   record walk_rss_after_kib "$(rss_kib "$exporter_pid" VmRSS)"
   record walk_sim_peak_rss_kib "$(rss_kib "$sim_pid" VmHWM)"
@@ -214,8 +215,12 @@ if wants latency; then
       done
     done
     if command -v wrk >/dev/null 2>&1; then
-      wrk_out=$(wrk -t2 -c8 -d5s --latency "$exporter_url/metrics")
-      record "latency${target}_wrk_c8" "$(awk '/^ +50%/ { p50 = $2 } /^ +99%/ { p99 = $2 } /^Requests\/sec/ { rps = $2 } END { printf "p50 %s, p99 %s, %s req/s", p50, p99, rps }' <<<"$wrk_out")"
+      # A native client as well: one connection (sequential) and eight.
+      for connections in 1 8; do
+        threads=$((connections < 2 ? 1 : 2))
+        wrk_out=$(wrk "-t$threads" "-c$connections" -d5s --latency "$exporter_url/metrics")
+        record "latency${target}_wrk_c$connections" "$(awk '/^ +50%/ { p50 = $2 } /^ +99%/ { p99 = $2 } /^Requests\/sec/ { rps = $2 } END { printf "p50 %s, p99 %s, %s req/s", p50, p99, rps }' <<<"$wrk_out")"
+      done
     fi
     stop "$exporter_pid"
     stop "$sim_pid"
@@ -250,6 +255,7 @@ if wants shards; then
       record "shards${count}_${index}_workspaces" "$(metric "$url" honcho_exporter_workspaces)"
       record "shards${count}_${index}_poll_seconds" "$(metric "$url" honcho_exporter_poll_duration_seconds)"
       record "shards${count}_${index}_requests" "$(metric "$url" honcho_exporter_upstream_requests_total)"
+      record "shards${count}_${index}_cpu_seconds" "$(metric "$url" process_cpu_seconds_total)"
       record "shards${count}_${index}_truncated" "$(metric "$url" honcho_exporter_walk_truncated)"
       record "shards${count}_${index}_peak_rss_kib" "$(rss_kib "$pid" VmHWM)"
       record "shards${count}_${index}_rss_kib" "$(rss_kib "$pid" VmRSS)"

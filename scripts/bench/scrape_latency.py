@@ -19,7 +19,7 @@ import time
 import urllib.parse
 
 
-def scrape_loop(url, count, headers, latencies, sizes, errors):
+def scrape_loop(url, count, headers, latencies, last_body, errors):
     parts = urllib.parse.urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
     path = parts.path or "/"
@@ -34,7 +34,8 @@ def scrape_loop(url, count, headers, latencies, sizes, errors):
                 errors.append(f"HTTP {response.status}")
                 return
             latencies.append(elapsed)
-            sizes.append(body)
+            # Keep only the newest body: thousands of 10+ MB bodies would exhaust memory.
+            last_body[:] = [body]
     except OSError as error:
         errors.append(str(error))
     finally:
@@ -69,11 +70,11 @@ def main():
 
     errors = []
     scrape_loop(args.url, args.warmup, headers, [], [], errors)
-    latencies, bodies = [], []
+    latencies, last_body = [], []
     per_thread = max(1, args.count // args.concurrency)
     threads = [
         threading.Thread(
-            target=scrape_loop, args=(args.url, per_thread, headers, latencies, bodies, errors)
+            target=scrape_loop, args=(args.url, per_thread, headers, latencies, last_body, errors)
         )
         for _ in range(args.concurrency)
     ]
@@ -87,7 +88,7 @@ def main():
         print(f"scrape_latency: failed: {errors[:3]}", file=sys.stderr)
         return 1
     latencies.sort()
-    last = bodies[-1]
+    last = last_body[-1]
     series = None
     if not args.gzip:
         series = sum(

@@ -141,7 +141,7 @@ def shard_section(values):
         "",
     ]
     rows = []
-    rss_points, request_points, time_points = [], [], []
+    rss_points, request_points, time_points, cpu_points = [], [], [], []
     for count in counts:
         for index in range(count):
             prefix = f"shards{count}_{index}_"
@@ -166,6 +166,7 @@ def shard_section(values):
                 )
             )
             rss_points.append((polled, rss))
+            cpu_points.append((polled, float(values.get(prefix + "cpu_seconds", "nan"))))
             request_points.append((polled, requests))
             if count == 1:
                 time_points.append((polled, seconds))
@@ -192,6 +193,7 @@ def shard_section(values):
     )
     rss_base, rss_per_ws = fit(rss_points)
     req_base, req_per_ws = fit(request_points)
+    cpu_base, cpu_per_ws = fit(cpu_points)
     single = [t for _, t in time_points]
     seconds_per_ws = single[0] / workspaces if single else math.nan
     out += [
@@ -200,7 +202,8 @@ def shard_section(values):
         "Model: every cost is linear in the workspaces a shard polls. Fitted over all shard runs: "
         f"RSS ≈ {rss_base:.1f} MiB + {rss_per_ws * 1000:.2f} MiB per 1,000 workspaces; upstream "
         f"requests ≈ {req_base:,.0f} + {req_per_ws:.2f} per workspace (the constant is the "
-        "discovery listing every shard does in full). Cycle time from the uncontended single "
+        "discovery listing every shard does in full); exporter CPU ≈ "
+        f"{cpu_per_ws * 1000:.2f} ms per workspace. Cycle time from the single "
         f"exporter: {seconds_per_ws * 1000:.2f} ms per workspace at `--poll.concurrency 4`. "
         "Assumptions: each shard has its own core(s) and Honcho answers as fast as the simulator "
         "did here (the simulator on the same 2 cores was the bottleneck, so this is a "
@@ -217,6 +220,7 @@ def shard_section(values):
                 f"{count}",
                 f"{polled:,.0f}",
                 f"{polled * seconds_per_ws:,.0f}",
+                f"{cpu_base + cpu_per_ws * polled:,.0f}",
                 f"{req_base * discovery_scale + req_per_ws * polled:,.0f}",
                 f"{(req_base * discovery_scale + req_per_ws * polled) / DEFAULT_MAX_REQUESTS_PER_SECOND:,.0f}",
                 f"{rss_base + rss_per_ws * polled:.0f}",
@@ -228,6 +232,7 @@ def shard_section(values):
                 "N shards",
                 "workspaces per shard",
                 "cycle s per shard (unthrottled)",
+                "exporter CPU s per cycle",
                 "upstream requests per shard",
                 "cycle s per shard at the default 50 req/s limit",
                 "RSS MiB per shard",
@@ -257,7 +262,8 @@ def render(values):
         f"`{values.get('commit', '?')}`. Machine: {values.get('nproc', '?')} × "
         f"{values.get('cpu', '?')}, {values.get('memory_gib', '?')} GiB RAM, Linux "
         f"{values.get('kernel', '?')}, {values.get('rustc', '?')}. Load average (1/5/15 min) "
-        f"before: {load_before}; after: {load_after} (other builds were running on the machine)."
+        f"before: {load_before}; after: {load_after}"
+        + (" (other builds were running on the machine)." if float(load_before.split()[0]) >= 1 else ".")
         + (" **Quick run (reduced scales).**" if values.get("quick") == "1" else ""),
         "",
         "Every exporter ran with its upstream rate limit `honcho.max_requests_per_second` raised "

@@ -11,8 +11,9 @@
 # What it measures (targets from the issues; see BENCHMARKS.md):
 #   walk       one poll cycle walking 1,000,000 work units of one workspace: units/s end to end
 #              (honcho_exporter_poll_duration_seconds) and peak RSS (VmHWM; target <= 32 MiB)
-#   latency    /metrics latency at ~10 k and ~100 k series, 2,000 sequential and 2,000
-#              concurrent scrapes (target: median <= 1 ms at 10 k series)
+#   latency    /metrics latency at ~1 k, ~10 k and ~100 k series, 2,000 sequential and 2,000
+#              concurrent scrapes, each batch stopped after 30 s (target: median <= 1 ms at
+#              10 k series); text, and OpenMetrics + gzip as Prometheus asks
 #   shards     10,000 workspaces x 500 work units split over 1, 2, 4 exporter processes:
 #              per-shard cycle time, RSS, upstream requests; projection to 100 k workspaces
 #   criterion  cargo bench --bench walk_aggregate (parse+aggregate target >= 1 M units/s/core)
@@ -47,7 +48,7 @@ if [ "$quick" = 1 ]; then
   shard_units=50
 else
   walk_units=1000000
-  latency_targets="10000 100000"
+  latency_targets="1000 10000 100000"
   shard_workspaces=10000
   shard_units=500
 fi
@@ -208,7 +209,7 @@ if wants latency; then
       [ "$variant" = openmetrics_gzip ] && flags=(--openmetrics --gzip)
       for concurrency in 1 4; do
         json=$(python3 scripts/bench/scrape_latency.py "$exporter_url/metrics" \
-          --count "$scrapes" --concurrency "$concurrency" "${flags[@]}")
+          --count "$scrapes" --max-seconds 30 --concurrency "$concurrency" "${flags[@]}")
         key="latency${target}_${variant}_c${concurrency}"
         record "$key" "$json"
         say "  $variant concurrency $concurrency: $json"

@@ -12,6 +12,7 @@ included, so the figures are an upper bound on the exporter's.
 import argparse
 import http.client
 import json
+import math
 import statistics
 import sys
 import threading
@@ -19,13 +20,15 @@ import time
 import urllib.parse
 
 
-def scrape_loop(url, count, headers, latencies, last_body, errors):
+def scrape_loop(url, count, headers, latencies, last_body, errors, deadline=math.inf):
     parts = urllib.parse.urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
     path = parts.path or "/"
     try:
         for _ in range(count):
             started = time.perf_counter()
+            if started > deadline:
+                return
             connection.request("GET", path, headers=headers)
             response = connection.getresponse()
             body = response.read()
@@ -54,6 +57,12 @@ def main():
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=math.inf,
+        help="stop early after this long (count says how many scrapes were timed)",
+    )
+    parser.add_argument(
         "--openmetrics", action="store_true", help="ask for OpenMetrics 1.0.0 (as Prometheus does)"
     )
     parser.add_argument("--gzip", action="store_true", help="send Accept-Encoding: gzip")
@@ -72,9 +81,11 @@ def main():
     scrape_loop(args.url, args.warmup, headers, [], [], errors)
     latencies, last_body = [], []
     per_thread = max(1, args.count // args.concurrency)
+    deadline = time.perf_counter() + args.max_seconds
     threads = [
         threading.Thread(
-            target=scrape_loop, args=(args.url, per_thread, headers, latencies, last_body, errors)
+            target=scrape_loop,
+            args=(args.url, per_thread, headers, latencies, last_body, errors, deadline),
         )
         for _ in range(args.concurrency)
     ]

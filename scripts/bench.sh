@@ -5,7 +5,7 @@
 #
 #   scripts/bench.sh            run everything, print the summary
 #   scripts/bench.sh --write    ... and rewrite the results section of BENCHMARKS.md
-#   scripts/bench.sh --quick    smaller scales (a smoke run of the script itself, ~2 min)
+#   scripts/bench.sh --quick    smaller scales (a smoke run of the script itself, a few minutes)
 #   scripts/bench.sh --only walk,latency,shards,criterion,sizes   run a subset
 #
 # What it measures (targets from the issues; see BENCHMARKS.md):

@@ -17,7 +17,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 
 use crate::config::{GenerationOverride, Settings, ShardSettings, WorkspaceSelection};
 use crate::exposition::{self, Format};
@@ -230,9 +230,21 @@ impl Poller {
                 _ = &mut shutdown => return,
                 _ = ticker.tick() => {}
             }
+            // A bug must not end polling for good: a panicking cycle is logged and the next
+            // one runs (the publication keeps the last good cycle until it goes stale).
+            let cycle = std::panic::AssertUnwindSafe(self.poll_once()).catch_unwind();
             tokio::select! {
                 _ = &mut shutdown => return,
-                _ = self.poll_once() => {}
+                result = cycle => {
+                    if let Err(panic) = result {
+                        let message = panic
+                            .downcast_ref::<&str>()
+                            .map(|text| (*text).to_string())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_default();
+                        tracing::error!(panic = %message, "a poll cycle panicked; polling goes on");
+                    }
+                }
             }
         }
     }

@@ -7,6 +7,7 @@ mod deploy;
 mod end_to_end;
 mod exposition;
 mod fixtures_replay;
+mod fuzz_corpus;
 mod golden;
 mod simulator_contract;
 mod simulator_faults;

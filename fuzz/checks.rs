@@ -193,14 +193,13 @@ fn check_summary(status: &QueueStatus, cap: usize) {
     assert!(synthesized.next().is_none(), "rows after __none__");
     if let Some(none) = none {
         assert_eq!(none.session_id, NO_SESSION);
-        let none_counts = widen(&none.counts).0;
-        for field in 0..4 {
-            assert_eq!(
-                none_counts[field],
-                workspace.0[field].saturating_sub(all_sessions.0[field]),
-                "__none__ field {field} is not the workspace minus all sessions"
-            );
-        }
+        let expected: [u128; 4] =
+            std::array::from_fn(|field| workspace.0[field].saturating_sub(all_sessions.0[field]));
+        assert_eq!(
+            widen(&none.counts).0,
+            expected,
+            "__none__ is not the workspace minus all sessions"
+        );
     }
 
     // Sessions' sums beyond u64 (only a hostile body) cannot be exported exactly: the rows'

@@ -44,6 +44,16 @@ fn generic(data: &[u8]) -> Option<serde_json::Value> {
     serde_json::from_slice(data).ok()
 }
 
+/// A struct field of a generic value: by name in an object, by declaration position in an
+/// array (serde's derived structs also accept the positional form `[items, total, …]`; the
+/// flattened status types do not).
+fn field<'v>(value: &'v serde_json::Value, name: &str, position: usize) -> &'v serde_json::Value {
+    match value {
+        serde_json::Value::Array(fields) => &fields[position],
+        other => &other[name],
+    }
+}
+
 /// Session caps tried for every status body: none kept, one, and the brief's small cap.
 const SESSION_CAPS: [usize; 3] = [0, 1, 3];
 
@@ -278,11 +288,15 @@ pub fn check_work_units_page(data: &[u8]) -> bool {
         return false;
     };
     if let Some(value) = generic(data) {
-        let generic_keys: Vec<&str> = value["items"]
+        let generic_keys: Vec<&str> = field(&value, "items", 0)
             .as_array()
             .expect("items is an array")
             .iter()
-            .map(|item| item["work_unit_key"].as_str().expect("a string key"))
+            .map(|item| {
+                field(item, "work_unit_key", 0)
+                    .as_str()
+                    .expect("a string key")
+            })
             .collect();
         let typed_keys: Vec<&str> = page
             .items
@@ -419,11 +433,11 @@ pub fn check_workspace_page(data: &[u8]) -> bool {
     let Some(value) = generic(data) else {
         return true;
     };
-    let ids: Vec<&str> = value["items"]
+    let ids: Vec<&str> = field(&value, "items", 0)
         .as_array()
         .expect("items is an array")
         .iter()
-        .map(|item| item["id"].as_str().expect("id is a string"))
+        .map(|item| field(item, "id", 0).as_str().expect("id is a string"))
         .collect();
     let typed: Vec<&str> = page.items.iter().map(|item| item.id.as_str()).collect();
     assert_eq!(typed, ids);

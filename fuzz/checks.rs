@@ -49,12 +49,13 @@ fn generic(data: &[u8]) -> Option<serde_json::Value> {
 /// flattened status types do not).
 fn field<'v>(value: &'v serde_json::Value, name: &str, position: usize) -> &'v serde_json::Value {
     match value {
-        serde_json::Value::Array(fields) => &fields[position],
-        other => &other[name],
+        // `Value`'s indexing yields `Null` for a missing name or position (never panics).
+        serde_json::Value::Array(_) => &value[position],
+        _ => &value[name],
     }
 }
 
-/// Session caps tried for every status body: none kept, one, and the brief's small cap.
+/// Session caps tried for every status body: none kept (all in `__other__`), one, and a few.
 const SESSION_CAPS: [usize; 3] = [0, 1, 3];
 
 /// Decodes a queue/status (or v2 deriver/status) body and summarises it with several caps.

@@ -25,6 +25,9 @@ pub enum StartError {
     /// `--web.config.file` is invalid.
     #[error("invalid --web.config.file: {0}")]
     WebConfig(#[from] WebConfigError),
+    /// The poller's thread or runtime could not be created.
+    #[error("cannot start the poller thread: {0}")]
+    Runtime(std::io::Error),
     /// A listen address could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -43,6 +46,8 @@ pub struct Exporter {
     pub published: SharedPublished,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// Ends when the poller has stopped.
+    poller_thread: tokio::sync::oneshot::Receiver<()>,
 }
 
 /// Binds every `web.listen_addresses` entry.
@@ -76,7 +81,7 @@ impl Exporter {
         let (shutdown, shutdown_signal) = watch::channel(false);
         let mut tasks = Vec::new();
         let poller = Poller::new(Arc::clone(&settings), client, Arc::clone(&published));
-        tasks.push(tokio::spawn(poller.run(wait_for(shutdown_signal.clone()))));
+        let poller_thread = spawn_poller(poller, wait_for(shutdown_signal.clone()))?;
         let context = Arc::new(ServerContext {
             published: Arc::clone(&published),
             telemetry_path: settings.web.telemetry_path.clone(),
@@ -103,6 +108,7 @@ impl Exporter {
             published,
             shutdown,
             tasks,
+            poller_thread,
         })
     }
 
@@ -114,6 +120,12 @@ impl Exporter {
     /// Signals shutdown and waits (bounded) for the poller and servers to stop.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
+        if tokio::time::timeout(Duration::from_secs(10), self.poller_thread)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the poller did not stop within 10 s");
+        }
         for task in self.tasks {
             if tokio::time::timeout(Duration::from_secs(10), task)
                 .await
@@ -123,6 +135,28 @@ impl Exporter {
             }
         }
     }
+}
+
+/// Runs the poller on its own OS thread with a single-threaded runtime, so that a flood of
+/// scrapes on the server's runtime cannot delay poll cycles (the OS shares the cores fairly
+/// between the threads). The receiver resolves when the poller has stopped.
+fn spawn_poller(
+    poller: Poller,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<tokio::sync::oneshot::Receiver<()>, StartError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(StartError::Runtime)?;
+    let (stopped, poller_stopped) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("honcho-poller".to_string())
+        .spawn(move || {
+            runtime.block_on(poller.run(shutdown));
+            let _ = stopped.send(());
+        })
+        .map_err(StartError::Runtime)?;
+    Ok(poller_stopped)
 }
 
 /// Resolves once the watch flips to `true` (or its sender is gone).

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures_util::StreamExt;
 
-use crate::config::{GenerationOverride, Settings};
+use crate::config::{GenerationOverride, Settings, ShardSettings, WorkspaceSelection};
 use crate::exposition::{self, Format};
 use crate::families;
 use crate::honcho::types::ItemCounts;
@@ -125,6 +125,34 @@ pub fn shard_of(workspace: &str, count: u32) -> u32 {
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
     (hash % u64::from(count.max(1))) as u32
+}
+
+/// The workspaces this replica polls: `names` filtered by allow, then deny, then the shard;
+/// sorted and unique. Pure, so a workspace's shard depends on its name alone.
+pub fn select_workspaces(
+    names: Vec<String>,
+    selection: &WorkspaceSelection,
+    shard: ShardSettings,
+) -> Vec<String> {
+    let mut selected: Vec<String> = names
+        .into_iter()
+        .filter(|name| {
+            selection
+                .allow
+                .as_ref()
+                .is_none_or(|allow| allow.is_match(name))
+        })
+        .filter(|name| {
+            selection
+                .deny
+                .as_ref()
+                .is_none_or(|deny| !deny.is_match(name))
+        })
+        .filter(|name| shard.count <= 1 || shard_of(name, shard.count) == shard.index)
+        .collect();
+    selected.sort();
+    selected.dedup();
+    selected
 }
 
 /// What is remembered of one workspace between cycles: successes only, with their times.
@@ -263,25 +291,7 @@ impl Poller {
         } else {
             selection.static_list.clone()
         };
-        let shard = settings.shard;
-        let mut selected: Vec<String> = names
-            .into_iter()
-            .filter(|name| {
-                selection
-                    .allow
-                    .as_ref()
-                    .is_none_or(|allow| allow.is_match(name))
-            })
-            .filter(|name| {
-                selection
-                    .deny
-                    .as_ref()
-                    .is_none_or(|deny| !deny.is_match(name))
-            })
-            .filter(|name| shard.count <= 1 || shard_of(name, shard.count) == shard.index)
-            .collect();
-        selected.sort();
-        selected.dedup();
+        let selected = select_workspaces(names, selection, settings.shard);
         self.state.workspaces = selected.clone();
         selected
     }
@@ -303,7 +313,7 @@ impl Poller {
             let retried = self.client.list_workspaces(other).await;
             if retried.is_ok() {
                 tracing::info!(version = ?other, "Honcho answers on another API version; switching");
-                self.state.api_version = Some(other);
+                switch_api_version(&mut self.state, other);
             }
             result = retried;
         }
@@ -368,11 +378,7 @@ impl Poller {
         let state = &mut self.state;
         if let Some(version) = outcome.switched_version {
             tracing::info!(?version, "Honcho answers on another API version; switching");
-            state.api_version = Some(version);
-            if version == ApiVersion::V2 {
-                state.work_units_available = None;
-                state.status_split = None;
-            }
+            switch_api_version(state, version);
         } else if state.api_version.is_none() && outcome.status.is_ok() {
             state.api_version = Some(match self.settings.honcho.api_generation {
                 GenerationOverride::A => ApiVersion::V2,
@@ -431,6 +437,10 @@ impl Poller {
                 state.work_units_available = Some(false);
                 record.health.remove(&Endpoint::WorkUnits);
                 record.work_units = None;
+                record.walk_truncated = false;
+                // The threshold and flush flag come from the work-units envelope only.
+                state.batch_max_tokens = None;
+                state.flush_enabled = None;
             }
             WalkResult::Done(done) => {
                 let (aggregate, walk) = *done;
@@ -529,6 +539,29 @@ impl Poller {
     }
 }
 
+/// Uses `version` from now on. On 2.x the features are unknown again and everything learnt
+/// from a generation C walk is dropped: the server no longer has the walk (downgraded).
+fn switch_api_version(state: &mut PollState, version: ApiVersion) {
+    state.api_version = Some(version);
+    if version == ApiVersion::V2 {
+        state.work_units_available = None;
+        state.status_split = None;
+        forget_work_units(state);
+    }
+}
+
+/// Drops every workspace's work-unit data and health, and the deriver settings read from the
+/// work-units envelope.
+fn forget_work_units(state: &mut PollState) {
+    state.batch_max_tokens = None;
+    state.flush_enabled = None;
+    for record in state.records.values_mut() {
+        record.work_units = None;
+        record.walk_truncated = false;
+        record.health.remove(&Endpoint::WorkUnits);
+    }
+}
+
 fn other_version(version: ApiVersion) -> ApiVersion {
     match version {
         ApiVersion::V2 => ApiVersion::V3,
@@ -614,39 +647,47 @@ async fn poll_workspace(
             scopes.push((scope.name.clone(), result));
         }
     }
-    let walk = match &status {
-        Ok(summary) if walk && effective_version == ApiVersion::V3 => {
-            let wanted: HashSet<String> = summary
-                .sessions
-                .iter()
-                .map(|row| row.session_id.clone())
-                .collect();
-            let mut aggregator = WorkUnitAggregator::new(
-                unix_now(),
-                settings.classify.overdue_after,
-                settings.work_units.detail_limit,
-                wanted,
-            );
-            let result = client
-                .walk_work_units(
-                    &name,
-                    settings.work_units.page_size,
-                    settings.work_units.max_pages,
-                    |page| aggregator.add_page(page),
-                )
-                .await;
-            match result {
-                Ok(outcome) => WalkResult::Done(Box::new((aggregator.finish(), outcome))),
-                Err(error)
-                    if error.is_not_found()
-                        && settings.honcho.api_generation == GenerationOverride::Auto =>
-                {
-                    WalkResult::Unavailable
-                }
-                Err(error) => WalkResult::Failed(error),
+    // The walk does not depend on the status call: when status fails for another reason than a
+    // missing route, the walk still runs, so `up{endpoint="work_units"}` says what it saw rather
+    // than keeping last cycle's value. Only the session names wanted need the status.
+    let status_route_missing = status.as_ref().is_err_and(UpstreamError::is_not_found);
+    let walk = if walk && effective_version == ApiVersion::V3 && !status_route_missing {
+        let wanted: HashSet<String> = status
+            .as_ref()
+            .map(|summary| {
+                summary
+                    .sessions
+                    .iter()
+                    .map(|row| row.session_id.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut aggregator = WorkUnitAggregator::new(
+            unix_now(),
+            settings.classify.overdue_after,
+            settings.work_units.detail_limit,
+            wanted,
+        );
+        let result = client
+            .walk_work_units(
+                &name,
+                settings.work_units.page_size,
+                settings.work_units.max_pages,
+                |page| aggregator.add_page(page),
+            )
+            .await;
+        match result {
+            Ok(outcome) => WalkResult::Done(Box::new((aggregator.finish(), outcome))),
+            Err(error)
+                if error.is_not_found()
+                    && settings.honcho.api_generation == GenerationOverride::Auto =>
+            {
+                WalkResult::Unavailable
             }
+            Err(error) => WalkResult::Failed(error),
         }
-        _ => WalkResult::Skipped,
+    } else {
+        WalkResult::Skipped
     };
     WorkspaceOutcome {
         name,
@@ -685,5 +726,66 @@ mod tests {
         // Pinned values: changing the hash would move every workspace to another replica.
         assert_eq!(shard_of("acme-support", 4), shard_of("acme-support", 4));
         assert_eq!(shard_of("", 3), (0xcbf2_9ce4_8422_2325u64 % 3) as u32);
+    }
+
+    fn shards(names: &[String], count: u32, selection: &WorkspaceSelection) -> Vec<Vec<String>> {
+        (0..count)
+            .map(|index| {
+                select_workspaces(names.to_vec(), selection, ShardSettings { count, index })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn adding_or_removing_workspaces_moves_no_other_workspace_and_the_union_stays_whole() {
+        let everything = WorkspaceSelection {
+            static_list: Vec::new(),
+            allow: None,
+            deny: None,
+        };
+        let before: Vec<String> = (0..200).map(|i| format!("ws-{i}")).collect();
+        let mut after: Vec<String> = before
+            .iter()
+            .filter(|name| !name.ends_with('7'))
+            .cloned()
+            .collect();
+        after.extend((200..260).map(|i| format!("ws-{i}")));
+        for count in [2u32, 3, 4] {
+            let old = shards(&before, count, &everything);
+            let new = shards(&after, count, &everything);
+            let mut union: Vec<String> = new.concat();
+            union.sort();
+            let mut expected = after.clone();
+            expected.sort();
+            assert_eq!(
+                union, expected,
+                "count {count}: disjoint shards whose union is the new set"
+            );
+            for (index, shard) in new.iter().enumerate() {
+                for name in shard.iter().filter(|name| before.contains(name)) {
+                    assert!(
+                        old[index].contains(name),
+                        "count {count}: {name} moved away from shard {index}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn allow_then_deny_then_shard() {
+        let selection = WorkspaceSelection {
+            static_list: Vec::new(),
+            allow: Some(regex::Regex::new("^(?:prod-.*)$").expect("regex")),
+            deny: Some(regex::Regex::new("^(?:prod-test)$").expect("regex")),
+        };
+        let names = vec![
+            "prod-a".to_string(),
+            "prod-test".into(),
+            "dev-a".into(),
+            "prod-a".into(),
+        ];
+        let selected = select_workspaces(names, &selection, ShardSettings { count: 1, index: 0 });
+        assert_eq!(selected, ["prod-a"]);
     }
 }

@@ -31,8 +31,6 @@ use crate::web_config::{AuthDecision, WebConfig};
 
 /// Connections held open at once; more are closed at accept.
 const MAX_CONNECTIONS: usize = 512;
-/// Time for a client to send its request headers (slowloris guard) and for a TLS handshake.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 type Body = BoxBody<Bytes, Infallible>;
 
@@ -64,6 +62,9 @@ pub async fn serve(
         .web_config
         .as_ref()
         .and_then(|config| config.tls_acceptor());
+    // `web.request_timeout` covers the headers too: a client trickling its request (slowloris)
+    // or stalling a TLS handshake is cut off after it.
+    let header_timeout = context.request_timeout;
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -92,7 +93,7 @@ pub async fn serve(
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_TIMEOUT)
+            .header_read_timeout(header_timeout)
             .max_buf_size(16 * 1024);
         builder
             .http2()
@@ -116,7 +117,7 @@ pub async fn serve(
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
                     let tls_stream =
-                        match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
+                        match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
                             Ok(Ok(tls_stream)) => tls_stream,
                             Ok(Err(error)) => {
                                 tracing::debug!(%peer, %error, "TLS handshake failed");
@@ -180,13 +181,15 @@ async fn route(context: &ServerContext, request: &Request<Incoming>) -> Response
     let is_probe = path == "/-/healthy" || path == "/-/ready";
     if !is_probe
         && let Some(config) = &context.web_config
-        && config.authorize(request.headers().get(header::AUTHORIZATION))
+        && config
+            .authorize_async(request.headers().get(header::AUTHORIZATION))
+            .await
             == AuthDecision::Unauthorized
     {
         let mut response = text_response(StatusCode::UNAUTHORIZED, "Unauthorized\n");
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"honcho_exporter\""),
+            HeaderValue::from_static(crate::web_config::WWW_AUTHENTICATE),
         );
         return response;
     }

@@ -240,13 +240,66 @@ fn key_hash(key: &str) -> u64 {
     hash ^ (hash >> 33)
 }
 
+/// The work units already counted in this walk, as 64-bit key hashes: a sorted vector (8 bytes
+/// per unit, no hash-table overhead) plus a small staging set merged into it in linear time.
+/// A `HashSet<u64>` of 1 M units takes ~19 MB (buckets rounded to a power of two, 7/8 load);
+/// this takes ~8 MB.
+#[derive(Default)]
+struct SeenKeys {
+    sorted: Vec<u64>,
+    staged: HashSet<u64, BuildHasherDefault<PrehashedKey>>,
+}
+
+impl SeenKeys {
+    /// Staged hashes merged into `sorted` at once.
+    const STAGE: usize = 1 << 14;
+
+    fn is_empty(&self) -> bool {
+        self.sorted.is_empty() && self.staged.is_empty()
+    }
+
+    fn reserve(&mut self, units: usize) {
+        self.sorted.reserve_exact(units);
+    }
+
+    /// Records `hash`; false if it was already recorded.
+    fn insert(&mut self, hash: u64) -> bool {
+        if self.sorted.binary_search(&hash).is_ok() || !self.staged.insert(hash) {
+            return false;
+        }
+        if self.staged.len() >= Self::STAGE {
+            self.merge_staged();
+        }
+        true
+    }
+
+    /// Merges the staged hashes into the sorted vector from the back, in place.
+    fn merge_staged(&mut self) {
+        let mut staged: Vec<u64> = self.staged.drain().collect();
+        staged.sort_unstable();
+        let old_len = self.sorted.len();
+        self.sorted.resize(old_len + staged.len(), 0);
+        let (mut read, mut write) = (old_len, self.sorted.len());
+        while let Some(&last) = staged.last() {
+            write -= 1;
+            if read > 0 && self.sorted[read - 1] > last {
+                read -= 1;
+                self.sorted[write] = self.sorted[read];
+            } else {
+                self.sorted[write] = last;
+                staged.pop();
+            }
+        }
+    }
+}
+
 /// Streams the pages of one walk into a [`WorkUnitAggregate`].
 pub struct WorkUnitAggregator {
     now: f64,
     overdue_after: Duration,
     detail_limit: usize,
     wanted_sessions: HashSet<String>,
-    seen: HashSet<u64, BuildHasherDefault<PrehashedKey>>,
+    seen: SeenKeys,
     heap: BinaryHeap<DetailEntry>,
     aggregate: WorkUnitAggregate,
 }
@@ -265,7 +318,7 @@ impl WorkUnitAggregator {
             overdue_after,
             detail_limit,
             wanted_sessions,
-            seen: HashSet::default(),
+            seen: SeenKeys::default(),
             heap: BinaryHeap::with_capacity(detail_limit + 1),
             aggregate: WorkUnitAggregate::default(),
         }
@@ -280,9 +333,10 @@ impl WorkUnitAggregator {
             self.aggregate.flush_enabled = page.flush_enabled;
         }
         if self.seen.is_empty() {
-            // `total` is the unit count: size the de-duplication set once.
+            // `total` is the unit count: size the de-duplication memory once (bounded, so a bogus
+            // `total` cannot make us allocate much; a larger walk grows the vector).
             self.seen
-                .reserve(usize::try_from(page.total.min(10_000_000)).unwrap_or(0));
+                .reserve(usize::try_from(page.total.min(1 << 20)).unwrap_or(0));
         }
         for row in &page.items {
             if !self.seen.insert(key_hash(&row.work_unit_key)) {
@@ -300,9 +354,10 @@ impl WorkUnitAggregator {
             let task_type = TaskType::parse(&row.task_type);
             let state = classify(row.in_progress, row.hit_threshold, age, self.overdue_after);
             let cell = &mut self.aggregate.cells[task_type.index()][state.index()];
+            // Upstream numbers: saturate rather than overflow.
             cell.units += 1;
-            cell.items += row.pending_items;
-            cell.tokens += row.pending_tokens;
+            cell.items = cell.items.saturating_add(row.pending_items);
+            cell.tokens = cell.tokens.saturating_add(row.pending_tokens);
             cell.oldest_item_timestamp = Some(match cell.oldest_item_timestamp {
                 Some(current) => current.min(oldest),
                 None => oldest,
@@ -557,5 +612,27 @@ mod tests {
             10,
         );
         assert!(summary.sessions.is_empty());
+    }
+
+    #[test]
+    fn seen_keys_remember_every_unit_across_merges() {
+        let mut seen = SeenKeys::default();
+        let count = SeenKeys::STAGE as u64 * 3 + 17;
+        for value in 0..count {
+            assert!(
+                seen.insert(value.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+                "first time {value}"
+            );
+        }
+        for value in (0..count).rev() {
+            assert!(
+                !seen.insert(value.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+                "again {value}"
+            );
+        }
+        assert!(
+            seen.sorted.windows(2).all(|pair| pair[0] < pair[1]),
+            "sorted and unique"
+        );
     }
 }

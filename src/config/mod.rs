@@ -3,6 +3,17 @@
 //!
 //! This module reads the config file and checks that the token file is readable; it does no
 //! network I/O and never logs or prints the token.
+//!
+//! Entry point: [`parse_command`] (argv + environment → [`Command`]). Key names and the
+//! environment mapping (`poll.interval` ↔ `HONCHO_EXPORTER_POLL_INTERVAL`,
+//! `work_units.page_size` ↔ `HONCHO_EXPORTER_WORK_UNITS_PAGE_SIZE`, lists comma-separated,
+//! `scopes` file-only, the token only as `HONCHO_EXPORTER_HONCHO_TOKEN` or via
+//! `honcho.token_file`) are documented in `sources.rs`; `tests/data/config/full.yml` sets every
+//! key. Paths in the file are relative to the file.
+//!
+//! Files: `cli.rs` (clap, [`parse_command`]), `sources.rs` (key table, file/env/flag layers),
+//! `resolve.rs` (parsing, validation, defaults that follow `poll.interval`), `duration.rs`
+//! (`15s`, `1m30s`), `yaml.rs` (YAML → tree, shared with `web_config`), `error.rs`.
 
 use std::fmt;
 use std::net::SocketAddr;

@@ -278,7 +278,12 @@ pub(crate) fn read_file(path: &Path, raw: &mut RawConfig) -> Result<(), ConfigEr
             continue;
         }
         if !sections.contains(&section.as_str()) {
-            return Err(unknown_key(&origin, &section, sections.iter().copied()));
+            return Err(unknown_key(
+                &origin,
+                &section,
+                &section,
+                sections.iter().copied(),
+            ));
         }
         let entries = match node {
             Node::Map(entries) => entries,
@@ -304,9 +309,10 @@ pub(crate) fn read_file(path: &Path, raw: &mut RawConfig) -> Result<(), ConfigEr
             }
             let Some((key, shape)) = shape_of(&key) else {
                 let known = KEYS.iter().map(|(key, _)| *key);
-                return Err(unknown_key(&origin, &key, known));
+                return Err(unknown_key(&origin, &key, &key, known));
             };
             if let Some(value) = raw_value_from_node(&origin, key, shape, node)? {
+                let value = relative_to_file(path, key, value);
                 raw.insert(key, value, origin.clone());
             }
         }
@@ -314,12 +320,35 @@ pub(crate) fn read_file(path: &Path, raw: &mut RawConfig) -> Result<(), ConfigEr
     Ok(())
 }
 
+/// Keys whose values are file paths; in the config file a relative path is relative to the
+/// config file's directory (as in Prometheus), on the command line and in the environment to
+/// the working directory.
+const PATH_KEYS: [&str; 3] = ["web.config_file", "honcho.token_file", "honcho.ca_file"];
+
+fn relative_to_file(config_file: &Path, key: &str, value: RawValue) -> RawValue {
+    match value {
+        RawValue::Scalar(text) if PATH_KEYS.contains(&key) && !text.trim().is_empty() => {
+            let path = Path::new(&text);
+            match config_file.parent() {
+                Some(directory) if path.is_relative() => {
+                    RawValue::Scalar(directory.join(path).to_string_lossy().into_owned())
+                }
+                _ => RawValue::Scalar(text),
+            }
+        }
+        other => other,
+    }
+}
+
+/// An "unknown key" error for `key`, suggesting the entry of `known` closest to `typed` (the
+/// full key, or just the last part when `known` lists bare field names).
 fn unknown_key<'a>(
     origin: &Origin,
     key: &str,
+    typed: &str,
     known: impl IntoIterator<Item = &'a str>,
 ) -> ConfigError {
-    let hint = yaml::closest_key(key, known)
+    let hint = yaml::closest_key(typed, known)
         .map(|name| format!(" (did you mean {name}?)"))
         .unwrap_or_default();
     invalid(origin, key, format!("unknown key{hint}"))
@@ -403,7 +432,7 @@ fn read_scopes(origin: &Origin, node: Node) -> Result<Vec<RawScope>, ConfigError
         for (field, value) in fields {
             let key = format!("{at}.{field}");
             if !SCOPE_KEYS.contains(&field.as_str()) {
-                return Err(unknown_key(origin, &key, SCOPE_KEYS));
+                return Err(unknown_key(origin, &key, &field, SCOPE_KEYS));
             }
             if matches!(value, Node::Null) {
                 continue;

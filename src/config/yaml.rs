@@ -75,7 +75,11 @@ pub(crate) fn closest_key<'a>(
     known
         .into_iter()
         .map(|candidate| (edit_distance(unknown, candidate), candidate))
-        .filter(|(distance, candidate)| *distance <= 2.max(candidate.len() / 4))
+        .filter(|(distance, candidate)| {
+            let is_prefix = unknown.len().min(candidate.len()) >= 3
+                && (candidate.starts_with(unknown) || unknown.starts_with(candidate));
+            is_prefix || *distance <= 2.max(candidate.len() / 4)
+        })
         .min()
         .map(|(_, candidate)| candidate)
 }
@@ -128,6 +132,7 @@ mod tests {
     fn suggests_near_keys_only() {
         let known = ["interval", "timeout", "concurrency"];
         assert_eq!(closest_key("intervall", known), Some("interval"));
+        assert_eq!(closest_key("polling", ["poll", "log"]), Some("poll"));
         assert_eq!(closest_key("colour", known), None);
     }
 }

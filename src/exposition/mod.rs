@@ -525,75 +525,118 @@ mod tests {
         );
     }
 
+    fn assert_negotiates(cases: &[(Option<&str>, Format)]) {
+        for &(accept, expected) in cases {
+            assert_eq!(negotiate(accept), expected, "Accept: {accept:?}");
+        }
+    }
+
     #[test]
-    fn negotiation_follows_client_golang() {
-        use Format::{OpenMetrics, Text};
-        let cases: &[(Option<&str>, Format)] = &[
-            (None, Text),
-            (Some(""), Text),
-            (Some("*/*"), Text),
-            (Some("garbage;;;,,=q"), Text),
-            (Some("text/plain"), Text),
-            (Some("text/plain;version=0.0.4"), Text),
-            (Some("application/openmetrics-text"), OpenMetrics),
+    fn negotiation_defaults_to_text_when_nothing_asks_for_openmetrics() {
+        assert_negotiates(&[
+            (None, Format::Text),
+            (Some(""), Format::Text),
+            (Some("*/*"), Format::Text),
+            (Some("garbage;;;,,=q"), Format::Text),
+            (Some("text/plain"), Format::Text),
+            (Some("text/plain;version=0.0.4"), Format::Text),
+            (Some("text/plain;version=0.0.4;q=1,*/*;q=0.1"), Format::Text),
+        ]);
+    }
+
+    #[test]
+    fn negotiation_serves_openmetrics_for_version_1_0_0_or_no_version() {
+        assert_negotiates(&[
+            (Some("application/openmetrics-text"), Format::OpenMetrics),
             (
                 Some("application/openmetrics-text;version=1.0.0"),
-                OpenMetrics,
+                Format::OpenMetrics,
             ),
             (
                 Some("application/openmetrics-text; version=\"1.0.0\""),
-                OpenMetrics,
+                Format::OpenMetrics,
             ),
             (
                 Some("Application/OpenMetrics-Text; Version=1.0.0"),
-                OpenMetrics,
+                Format::OpenMetrics,
             ),
-            (Some("application/openmetrics-text;version=0.0.1"), Text),
-            (Some("application/openmetrics-text;version=2.0.0"), Text),
-            // Prometheus 2.42's scrape Accept header.
+        ]);
+    }
+
+    #[test]
+    fn negotiation_skips_openmetrics_versions_we_do_not_produce() {
+        assert_negotiates(&[
             (
-                Some(
-                    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
-                ),
-                OpenMetrics,
-            ),
-            // Prometheus with OpenMetrics disabled / older scrapers.
-            (Some("text/plain;version=0.0.4;q=1,*/*;q=0.1"), Text),
-            // q-values rank entries regardless of their order.
-            (
-                Some("text/plain;q=0.5,application/openmetrics-text;q=0.9"),
-                OpenMetrics,
+                Some("application/openmetrics-text;version=0.0.1"),
+                Format::Text,
             ),
             (
-                Some("application/openmetrics-text;q=0.4,text/plain;q=0.5"),
-                Text,
+                Some("application/openmetrics-text;version=2.0.0"),
+                Format::Text,
             ),
-            // Equal q: the first acceptable entry wins.
-            (Some("text/plain,application/openmetrics-text"), Text),
-            (Some("application/openmetrics-text,text/plain"), OpenMetrics),
-            // An unservable OpenMetrics version is skipped, not fatal.
             (
                 Some(
                     "application/openmetrics-text;version=0.0.1,application/openmetrics-text;version=1.0.0;q=0.5",
                 ),
-                OpenMetrics,
+                Format::OpenMetrics,
+            ),
+            (
+                Some("text/plain;version=9.9,application/openmetrics-text;q=0.2"),
+                Format::OpenMetrics,
+            ),
+        ]);
+    }
+
+    #[test]
+    fn negotiation_picks_openmetrics_for_prometheus_2_42() {
+        assert_negotiates(&[(
+            Some(
+                "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+            ),
+            Format::OpenMetrics,
+        )]);
+    }
+
+    #[test]
+    fn negotiation_ranks_by_q_value_then_header_order() {
+        assert_negotiates(&[
+            (
+                Some("text/plain;q=0.5,application/openmetrics-text;q=0.9"),
+                Format::OpenMetrics,
+            ),
+            (
+                Some("application/openmetrics-text;q=0.4,text/plain;q=0.5"),
+                Format::Text,
+            ),
+            (
+                Some("text/plain,application/openmetrics-text"),
+                Format::Text,
+            ),
+            (
+                Some("application/openmetrics-text,text/plain"),
+                Format::OpenMetrics,
             ),
             // Wildcards match nothing in particular; a lower-q exact entry still wins.
             (
                 Some("*/*;q=0.9,application/openmetrics-text;q=0.1"),
-                OpenMetrics,
+                Format::OpenMetrics,
             ),
-            // q=0 means not acceptable.
-            (Some("application/openmetrics-text;q=0"), Text),
-            (Some("application/openmetrics-text;q=nonsense"), Text),
+        ]);
+    }
+
+    #[test]
+    fn negotiation_never_picks_q_zero_or_unparsable_q() {
+        assert_negotiates(&[
+            (Some("application/openmetrics-text;q=0"), Format::Text),
             (
-                Some("text/plain;version=9.9,application/openmetrics-text;q=0.2"),
-                OpenMetrics,
+                Some("application/openmetrics-text;q=0.0, text/plain;q=0.1"),
+                Format::Text,
             ),
-        ];
-        for &(accept, expected) in cases {
-            assert_eq!(negotiate(accept), expected, "Accept: {accept:?}");
-        }
+            (
+                Some("application/openmetrics-text;q=nonsense"),
+                Format::Text,
+            ),
+        ]);
     }
 
     #[test]

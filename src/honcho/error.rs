@@ -9,6 +9,11 @@ pub enum UpstreamError {
     /// No complete answer within the request budget (retries included).
     #[error("no complete answer from Honcho within {0:?}")]
     Timeout(Duration),
+    /// The exporter's own request rate bound (`honcho.max_requests_per_second`) left no slot
+    /// within the request budget, so nothing was sent: the bound is too low for the number of
+    /// workspaces and the poll timeout.
+    #[error("not sent: the request rate bound left no slot within {0:?}")]
+    RateLimited(Duration),
     /// The TCP/TLS connection could not be made (refused, DNS failure, handshake).
     #[error("cannot connect to Honcho: {0}")]
     Connect(String),
@@ -28,8 +33,9 @@ pub enum UpstreamError {
     /// The body is larger than `honcho.max_response_bytes`.
     #[error("Honcho's response is larger than the {0}-byte limit")]
     TooLarge(usize),
-    /// The connection broke while the body was being read.
-    #[error("reading Honcho's response failed: {0}")]
+    /// The connection was made but broke before a complete response arrived (closed before
+    /// the headers, or while the body was being read).
+    #[error("Honcho's response broke off: {0}")]
     Body(String),
     /// The work-units walk was handed a cursor it had already followed (or an empty page with a
     /// next cursor), so it would never end.
@@ -45,6 +51,7 @@ impl UpstreamError {
     pub fn reason(&self) -> &'static str {
         match self {
             UpstreamError::Timeout(_) => "timeout",
+            UpstreamError::RateLimited(_) => "rate_limited",
             UpstreamError::Connect(_) => "connect",
             UpstreamError::Status { status, .. } => match status {
                 401 => "http_401",
@@ -66,6 +73,7 @@ impl UpstreamError {
             UpstreamError::Timeout(_) | UpstreamError::Connect(_) | UpstreamError::Body(_) => true,
             UpstreamError::Status { status, .. } => *status == 429 || *status >= 500,
             UpstreamError::Decode(_)
+            | UpstreamError::RateLimited(_)
             | UpstreamError::TooLarge(_)
             | UpstreamError::CursorLoop { .. } => false,
         }

@@ -96,8 +96,14 @@ struct ClientInner {
     max_backoff: Duration,
     request_budget: Duration,
     rate: RateLimiter,
+    /// Set by a 429 with `Retry-After`: no request leaves before this instant, in any cycle.
+    not_before: Mutex<Option<Instant>>,
     requests: Mutex<RequestCounts>,
 }
+
+/// The longest `Retry-After` honoured: a hostile or broken value (an HTTP date years ahead)
+/// must not silence the exporter for longer than this.
+const MAX_HONOURED_RETRY_AFTER: Duration = Duration::from_secs(300);
 
 /// Why the client could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -154,6 +160,7 @@ impl Client {
                 max_backoff: settings.retry_max_backoff,
                 request_budget,
                 rate: RateLimiter::new(settings.max_requests_per_second),
+                not_before: Mutex::new(None),
                 requests: Mutex::new(BTreeMap::new()),
             }),
         })
@@ -305,7 +312,20 @@ impl Client {
         let deadline = Instant::now() + inner.request_budget;
         let mut attempt = 0;
         loop {
-            inner.rate.acquire().await;
+            if let Some(wait) = self.retry_after_wait() {
+                if Instant::now() + wait >= deadline {
+                    // Honcho asked not to come back yet: fail without sending anything.
+                    return Err(UpstreamError::Status {
+                        status: 429,
+                        detail: format!("not sent: honouring Retry-After for {wait:?} more"),
+                        retry_after: Some(wait),
+                    });
+                }
+                tokio::time::sleep(wait).await;
+            }
+            if !inner.rate.acquire_before(deadline).await {
+                return Err(UpstreamError::RateLimited(inner.request_budget));
+            }
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
                 return Err(UpstreamError::Timeout(inner.request_budget));
@@ -324,6 +344,14 @@ impl Client {
                 Ok(body) => return Ok(body),
                 Err(error) => error,
             };
+            if let UpstreamError::Status {
+                status: 429,
+                retry_after: Some(retry_after),
+                ..
+            } = &error
+            {
+                self.hold_off(*retry_after);
+            }
             if !error.is_retryable() || attempt >= inner.retries {
                 return Err(error);
             }
@@ -410,6 +438,30 @@ impl Client {
         }
     }
 
+    /// How long to wait before the next request may leave, if a `Retry-After` is pending.
+    fn retry_after_wait(&self) -> Option<Duration> {
+        let not_before = *self
+            .inner
+            .not_before
+            .lock()
+            .expect("Retry-After lock is never poisoned: no panics while held");
+        not_before
+            .map(|instant| instant.saturating_duration_since(Instant::now()))
+            .filter(|wait| !wait.is_zero())
+    }
+
+    /// Remembers a 429's `Retry-After` (bounded) so that no request leaves before it, in this
+    /// poll cycle or the next ones.
+    fn hold_off(&self, retry_after: Duration) {
+        let until = Instant::now() + retry_after.min(MAX_HONOURED_RETRY_AFTER);
+        let mut not_before = self
+            .inner
+            .not_before
+            .lock()
+            .expect("Retry-After lock is never poisoned: no panics while held");
+        *not_before = Some(not_before.map_or(until, |current| current.max(until)));
+    }
+
     fn count(&self, endpoint: Endpoint, code: &str) {
         let mut requests = self
             .inner
@@ -480,12 +532,15 @@ fn error_detail(body: &[u8]) -> String {
     text.chars().take(200).collect()
 }
 
+/// `connect` only when no connection was made (refused, DNS, TLS handshake); a connection that
+/// was made and then closed before a complete response (dropped before the headers, or a
+/// chunked body cut short) is `body`: Honcho or a proxy in front of it broke mid-answer.
 fn classify_transport_error(error: &reqwest::Error) -> UpstreamError {
     if error.is_timeout() {
         UpstreamError::Timeout(Duration::ZERO)
     } else if error.is_connect() {
         UpstreamError::Connect(error_chain(error))
-    } else if error.is_body() || error.is_decode() {
+    } else if error.is_body() || error.is_decode() || error.is_request() {
         UpstreamError::Body(error_chain(error))
     } else {
         UpstreamError::Connect(error_chain(error))
@@ -641,18 +696,26 @@ impl RateLimiter {
         }
     }
 
-    async fn acquire(&self) {
+    /// Waits for the next free slot if it comes before `deadline` and returns true; returns
+    /// false at once, without taking a slot, if it does not. A request that could never be
+    /// sent in time must not hold a slot: with many workspaces, slots taken by requests that
+    /// then time out would leave almost none for the requests that can still be sent.
+    async fn acquire_before(&self, deadline: Instant) -> bool {
         if self.interval.is_zero() {
-            return;
+            return true;
         }
         let wait_until = {
             let mut next = self.next_slot.lock().await;
             let now = Instant::now();
             let slot = (*next).max(now);
+            if slot >= deadline {
+                return false;
+            }
             *next = slot + self.interval;
             slot
         };
         tokio::time::sleep_until(wait_until.into()).await;
+        true
     }
 }
 
@@ -686,6 +749,59 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    fn client_for(url: &str) -> Client {
+        let settings = crate::config::Settings::with_url(url.parse().expect("test URL"));
+        let mut honcho = settings.honcho;
+        honcho.retries = 0;
+        Client::new(&honcho, Duration::from_secs(5)).expect("client builds")
+    }
+
+    async fn status_error(client: &Client) -> UpstreamError {
+        client
+            .fetch_status(
+                ApiVersion::V3,
+                "w",
+                &StatusFilter::default(),
+                Endpoint::Status,
+            )
+            .await
+            .expect_err("the fake server never answers")
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_connect_but_one_closed_mid_answer_is_body() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let address = listener.local_addr().expect("bound address");
+        let closer = tokio::spawn(async move {
+            // Accept, read the request, close without answering.
+            let (mut stream, _) = listener.accept().await.expect("accept");
+            let mut buffer = [0u8; 1024];
+            let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut buffer).await;
+        });
+        let closed = status_error(&client_for(&format!("http://{address}"))).await;
+        assert_eq!(closed.reason(), "body", "{closed}");
+        closer.await.expect("closer task");
+        // The listener is gone now: nothing listens on the port.
+        let refused = status_error(&client_for(&format!("http://{address}"))).await;
+        assert_eq!(refused.reason(), "connect", "{refused}");
+    }
+
+    #[tokio::test]
+    async fn the_rate_limiter_refuses_a_slot_past_the_deadline_without_taking_it() {
+        let limiter = RateLimiter::new(10.0);
+        let far = Instant::now() + Duration::from_secs(10);
+        assert!(limiter.acquire_before(far).await, "the first slot is now");
+        // The next slot is 100 ms away: not before a deadline 10 ms away.
+        let near = Instant::now() + Duration::from_millis(10);
+        assert!(!limiter.acquire_before(near).await);
+        assert!(!limiter.acquire_before(near).await);
+        // The refusals took nothing: the next slot is still ~100 ms after the first.
+        let next = *limiter.next_slot.lock().await;
+        assert!(next <= Instant::now() + Duration::from_millis(100));
     }
 
     #[test]

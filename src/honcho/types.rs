@@ -41,20 +41,21 @@ impl ItemCounts {
         self.pending_stalled.is_some() && self.pending_ready.is_some()
     }
 
-    /// Adds `other` into `self`; a split survives only if both sides have it.
+    /// Adds `other` into `self`, saturating (the numbers come from upstream and must not
+    /// overflow); a split survives only if both sides have it.
     pub fn add(&mut self, other: &ItemCounts) {
-        self.total += other.total;
-        self.completed += other.completed;
-        self.in_progress += other.in_progress;
-        self.pending += other.pending;
+        self.total = self.total.saturating_add(other.total);
+        self.completed = self.completed.saturating_add(other.completed);
+        self.in_progress = self.in_progress.saturating_add(other.in_progress);
+        self.pending = self.pending.saturating_add(other.pending);
         self.pending_stalled = self
             .pending_stalled
             .zip(other.pending_stalled)
-            .map(|(a, b)| a + b);
+            .map(|(a, b)| a.saturating_add(b));
         self.pending_ready = self
             .pending_ready
             .zip(other.pending_ready)
-            .map(|(a, b)| a + b);
+            .map(|(a, b)| a.saturating_add(b));
     }
 
     /// `self − other`, saturating at 0 per field (used for the items that belong to no session).
@@ -202,5 +203,23 @@ mod tests {
         .expect("valid body");
         assert_eq!(counts.pending_stalled, None);
         assert!(!counts.has_split());
+    }
+
+    #[test]
+    fn adding_counts_from_a_hostile_upstream_saturates_instead_of_overflowing() {
+        let mut counts = ItemCounts {
+            total: u64::MAX,
+            pending_stalled: Some(u64::MAX),
+            pending_ready: Some(0),
+            ..ItemCounts::default()
+        };
+        counts.add(&ItemCounts {
+            total: 1,
+            pending_stalled: Some(1),
+            pending_ready: Some(0),
+            ..ItemCounts::default()
+        });
+        assert_eq!(counts.total, u64::MAX);
+        assert_eq!(counts.pending_stalled, Some(u64::MAX));
     }
 }

@@ -22,12 +22,18 @@ pub fn test_settings(url: &str) -> Settings {
     settings
 }
 
-/// Starts an exporter and waits for its first complete poll.
-pub async fn start_ready(settings: Settings) -> (Exporter, String) {
+/// Starts an exporter without waiting for its first poll; returns it and its base URL.
+pub async fn start_unready(settings: Settings) -> (Exporter, String) {
     let settings = Arc::new(settings);
     let listeners = honcho_exporter::app::bind(&settings).await.expect("bind");
     let exporter = Exporter::start(settings, listeners).expect("exporter starts");
     let base = format!("http://{}", exporter.addresses[0]);
+    (exporter, base)
+}
+
+/// Starts an exporter and waits for its first complete poll.
+pub async fn start_ready(settings: Settings) -> (Exporter, String) {
+    let (exporter, base) = start_unready(settings).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     while !exporter.is_ready() {
         assert!(Instant::now() < deadline, "no complete poll within 20 s");
@@ -383,10 +389,7 @@ async fn readiness_is_503_until_the_first_poll_completes() {
     });
     let mut settings = test_settings(&silent);
     settings.poll.timeout = Duration::from_secs(30);
-    let settings = Arc::new(settings);
-    let listeners = honcho_exporter::app::bind(&settings).await.expect("bind");
-    let exporter = Exporter::start(settings, listeners).expect("starts");
-    let base = format!("http://{}", exporter.addresses[0]);
+    let (exporter, base) = start_unready(settings).await;
     assert_eq!(get(&format!("{base}/-/ready"), None, false).await.0, 503);
     assert_eq!(get(&format!("{base}/-/healthy"), None, false).await.0, 200);
     let (status, _, body) = get(&format!("{base}/metrics"), None, false).await;
@@ -532,4 +535,50 @@ async fn a_real_prometheus_scrapes_the_exporter() {
     assert_eq!(total[0]["value"][1], "25");
     drop(prometheus);
     exporter.stop().await;
+}
+
+#[tokio::test]
+async fn shards_poll_disjoint_workspaces_whose_union_is_all_of_them() {
+    use honcho_exporter::simulator::{Generation, Scale, Scenario, Simulator, SimulatorConfig};
+    let simulator = Simulator::start(SimulatorConfig {
+        scenario: Scenario::Healthy,
+        scale: Scale {
+            workspaces: 12,
+            sessions_per_workspace: 2,
+            work_units_per_workspace: 5,
+        },
+        speed: 0.0,
+        ..SimulatorConfig::recorded(Generation::C)
+    })
+    .await
+    .expect("simulator starts");
+    let all: std::collections::BTreeSet<String> = simulator
+        .simulator
+        .truth()
+        .workspaces
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(all.len(), 12);
+    let mut seen = std::collections::BTreeSet::new();
+    for index in 0..3 {
+        let mut settings = test_settings(&simulator.url());
+        settings.shard = honcho_exporter::config::ShardSettings { count: 3, index };
+        let (exporter, base) = start_ready(settings).await;
+        let samples = scrape(&base).await;
+        for sample in select(&samples, "honcho_exporter_up", &[("endpoint", "status")]) {
+            let workspace = sample.labels["workspace"].clone();
+            assert_eq!(sample.value, 1.0, "{workspace} up");
+            assert!(
+                seen.insert(workspace.clone()),
+                "{workspace} polled by two shards"
+            );
+        }
+        exporter.stop().await;
+    }
+    assert_eq!(
+        seen, all,
+        "the shards together poll every workspace exactly once"
+    );
+    simulator.shutdown().await;
 }

@@ -15,7 +15,8 @@
 #
 # The working corpus grows in fuzz/corpus/<target>/ (gitignored); crash inputs land in
 # fuzz/artifacts/<target>/. A real library bug found this way is committed under
-# fuzz/artifacts-found/ (see its README) and fixed in src/, never silenced here.
+# fuzz/artifacts-found/<target>/ (see its README; those inputs are replayed every run and by
+# `cargo test`) and fixed in src/, never silenced here.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -72,11 +73,16 @@ for target in "${targets[@]}"; do
   fi
   marker="$(mktemp)"
   echo "fuzz.sh: fuzzing $target for ${fuzz_seconds}s"
-  # libFuzzer: new inputs go into the first corpus directory; the seeds are read only.
+  # libFuzzer: new inputs go into the first corpus directory; the seeds (and the inputs that
+  # once crashed the library, fuzz/artifacts-found/<target>/) are read only.
+  found_dirs=()
+  if [ -d "fuzz/artifacts-found/$target" ]; then
+    found_dirs=("fuzz/artifacts-found/$target")
+  fi
   # The outer `timeout` bounds a run that libFuzzer itself fails to stop.
   status=0
   timeout --kill-after=10 $((fuzz_seconds + 120)) \
-    cargo fuzz run "${build_flags[@]}" "$target" "$corpus" "$seeds" -- \
+    cargo fuzz run "${build_flags[@]}" "$target" "$corpus" "$seeds" "${found_dirs[@]}" -- \
     -max_total_time="$fuzz_seconds" -timeout=5 -rss_limit_mb=2048 -malloc_limit_mb=2048 \
     -print_final_stats=1 "${dictionary[@]}" || status=$?
   if [ "$status" -ne 0 ]; then

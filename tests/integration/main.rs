@@ -9,6 +9,7 @@ mod end_to_end;
 mod exposition;
 mod faults;
 mod fixtures_replay;
+mod fuzz_corpus;
 mod golden;
 mod process;
 mod simulator_contract;

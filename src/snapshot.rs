@@ -49,7 +49,7 @@ pub struct StatusSummary {
 
 /// Summarises one queue/status body, keeping at most `max_sessions` sessions.
 pub fn summarize_status(status: QueueStatus, max_sessions: usize) -> StatusSummary {
-    let mut sessions: Vec<SessionRow> = status
+    let sessions: Vec<SessionRow> = status
         .sessions
         .unwrap_or_default()
         .into_iter()
@@ -67,6 +67,11 @@ pub fn summarize_status(status: QueueStatus, max_sessions: usize) -> StatusSumma
     for row in &sessions {
         all_sessions.add(&row.counts);
     }
+    // An id equal to one of our own row names (impossible for Honcho's nanoids, possible for a
+    // hostile body) would duplicate a series: such sessions are folded into `__other__`.
+    let (mut sessions, reserved): (Vec<SessionRow>, Vec<SessionRow>) = sessions
+        .into_iter()
+        .partition(|row| row.session_id != OTHER_SESSIONS && row.session_id != NO_SESSION);
     sessions.sort_by(|a, b| {
         b.counts
             .pending
@@ -74,10 +79,14 @@ pub fn summarize_status(status: QueueStatus, max_sessions: usize) -> StatusSumma
             .then(b.counts.in_progress.cmp(&a.counts.in_progress))
             .then(a.session_id.cmp(&b.session_id))
     });
-    let mut capped_sessions = 0;
-    if sessions.len() > max_sessions {
-        let rest = sessions.split_off(max_sessions);
-        capped_sessions = rest.len() as u64;
+    let mut rest = if sessions.len() > max_sessions {
+        sessions.split_off(max_sessions)
+    } else {
+        Vec::new()
+    };
+    rest.extend(reserved);
+    let capped_sessions = rest.len() as u64;
+    if !rest.is_empty() {
         let mut other = ItemCounts {
             pending_stalled: status.counts.pending_stalled.map(|_| 0),
             pending_ready: status.counts.pending_ready.map(|_| 0),
@@ -634,5 +643,30 @@ mod tests {
             seen.sorted.windows(2).all(|pair| pair[0] < pair[1]),
             "sorted and unique"
         );
+    }
+
+    #[test]
+    fn a_session_id_named_like_our_own_rows_is_folded_into_other() {
+        let summary = summarize_status(
+            status(
+                counts(4, 0, Some(0)),
+                &[
+                    (NO_SESSION, counts(1, 0, Some(0))),
+                    ("a", counts(3, 0, Some(0))),
+                ],
+            ),
+            10,
+        );
+        let ids: Vec<&str> = summary
+            .sessions
+            .iter()
+            .map(|row| row.session_id.as_str())
+            .collect();
+        assert_eq!(
+            ids,
+            ["a", OTHER_SESSIONS],
+            "one row per id, no duplicate __none__"
+        );
+        assert_eq!(sum_rows(&summary), summary.counts);
     }
 }

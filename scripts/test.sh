@@ -3,6 +3,8 @@
 # Debian's `prometheus` package (prometheus + promtool) and Python's `prometheus_client` (the
 # strict OpenMetrics parser). Then: fmt, clippy, cargo tests, and every scripts/checks/*.sh.
 set -euo pipefail
+# Every test that needs an outside tool runs: a missing tool is a failure, not a skip.
+export HONCHO_EXPORTER_FULL_TESTS=1
 cd "$(dirname "$0")/.."
 
 need_apt=()

@@ -298,3 +298,37 @@ pub fn sum(samples: &[ParsedSample], name: &str, matching: &[(&str, &str)]) -> f
         .map(|sample| sample.value)
         .sum()
 }
+
+/// Test tiers. Returns true when `tool` (a program on `PATH`, or an absolute path) can run.
+/// When it cannot: with `HONCHO_EXPORTER_FULL_TESTS=1` (set by `scripts/test.sh`, which
+/// installs every tool) the test fails naming the tool; otherwise it prints one line naming the
+/// tool and the Debian/PyPI package that provides it and returns false, and the caller returns
+/// early (the test is skipped on a machine with only a Rust toolchain).
+///
+/// ```ignore
+/// if !util::require_tool("promtool", "Debian package `prometheus`") { return; }
+/// ```
+pub fn require_tool(tool: &str, provided_by: &str) -> bool {
+    let found = if tool.contains('/') {
+        std::path::Path::new(tool).is_file()
+    } else {
+        std::env::var_os("PATH")
+            .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
+    };
+    if found {
+        return true;
+    }
+    if full_tests() {
+        panic!(
+            "{tool} is required (HONCHO_EXPORTER_FULL_TESTS=1) but not installed: {provided_by}; \
+             ./scripts/test.sh installs it"
+        );
+    }
+    eprintln!("skipped: needs {tool} ({provided_by}); ./scripts/test.sh installs it");
+    false
+}
+
+/// True when `HONCHO_EXPORTER_FULL_TESTS=1`: a missing outside tool is a failure, not a skip.
+pub fn full_tests() -> bool {
+    std::env::var("HONCHO_EXPORTER_FULL_TESTS").is_ok_and(|value| value == "1")
+}

@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+# PostgreSQL 15 for the database source's tests (they start their own cluster with initdb).
+[ -x /usr/lib/postgresql/15/bin/initdb ] || need_apt+=(postgresql)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing ${need_apt[*]} (apt)"
@@ -16,7 +18,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
   # Debian starts the packaged Prometheus as a service; the tests start their own.
-  if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus prometheus-node-exporter 2>/dev/null || true; fi
+  if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus prometheus-node-exporter postgresql 2>/dev/null || true; fi
 fi
 python_needs=()
 python3 -c 'import prometheus_client' 2>/dev/null || python_needs+=(prometheus_client)

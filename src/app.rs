@@ -10,9 +10,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
-use crate::config::Settings;
+use crate::config::{Settings, Source};
 use crate::honcho::{Client, ClientBuildError};
 use crate::poller::{self, Poller, Published, SharedPublished};
+use crate::postgres::PostgresSource;
 use crate::server::{self, ServerContext};
 use crate::web_config::{WebConfig, WebConfigError};
 
@@ -25,6 +26,9 @@ pub enum StartError {
     /// `--web.config.file` is invalid.
     #[error("invalid --web.config.file: {0}")]
     WebConfig(#[from] WebConfigError),
+    /// The database source could not be set up (URL, CA file).
+    #[error(transparent)]
+    Postgres(#[from] crate::postgres::source::SourceBuildError),
     /// The poller's thread or runtime could not be created.
     #[error("cannot start the poller thread: {0}")]
     Runtime(std::io::Error),
@@ -76,12 +80,24 @@ impl Exporter {
             Some(path) => Some(Arc::new(WebConfig::load(path)?)),
             None => None,
         };
-        let published: SharedPublished =
-            Arc::new(RwLock::new(Arc::new(Published::initial(&settings))));
+        let (poll_loop, published) = match settings.source {
+            Source::Api => {
+                let published: SharedPublished =
+                    Arc::new(RwLock::new(Arc::new(Published::initial(&settings))));
+                let poller = Poller::new(Arc::clone(&settings), client, Arc::clone(&published));
+                (PollLoop::Api(poller), published)
+            }
+            Source::Postgres => {
+                let published: SharedPublished = Arc::new(RwLock::new(Arc::new(
+                    crate::postgres::source::initial_published(&settings),
+                )));
+                let source = PostgresSource::new(Arc::clone(&settings), Arc::clone(&published))?;
+                (PollLoop::Postgres(Box::new(source)), published)
+            }
+        };
         let (shutdown, shutdown_signal) = watch::channel(false);
         let mut tasks = Vec::new();
-        let poller = Poller::new(Arc::clone(&settings), client, Arc::clone(&published));
-        let poller_thread = spawn_poller(poller, wait_for(shutdown_signal.clone()))?;
+        let poller_thread = spawn_poller(poll_loop, wait_for(shutdown_signal.clone()))?;
         let context = Arc::new(ServerContext {
             published: Arc::clone(&published),
             telemetry_path: settings.web.telemetry_path.clone(),
@@ -141,7 +157,7 @@ impl Exporter {
 /// scrapes on the server's runtime cannot delay poll cycles (the OS shares the cores fairly
 /// between the threads). The receiver resolves when the poller has stopped.
 fn spawn_poller(
-    poller: Poller,
+    poller: PollLoop,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<tokio::sync::oneshot::Receiver<()>, StartError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -157,6 +173,23 @@ fn spawn_poller(
         })
         .map_err(StartError::Runtime)?;
     Ok(poller_stopped)
+}
+
+/// The poll loop of the configured source.
+enum PollLoop {
+    /// Honcho's HTTP API.
+    Api(Poller),
+    /// Honcho's database.
+    Postgres(Box<PostgresSource>),
+}
+
+impl PollLoop {
+    async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        match self {
+            PollLoop::Api(poller) => poller.run(shutdown).await,
+            PollLoop::Postgres(source) => source.run(shutdown).await,
+        }
+    }
 }
 
 /// Resolves once the watch flips to `true` (or its sender is gone).

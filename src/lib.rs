@@ -23,6 +23,8 @@
 //!   negotiation, gzip.
 //! - [`poller`]: the poll loop: discovery, generation detection, bounded concurrency, retries,
 //!   staleness; publishes the rendered exposition for the server.
+//! - [`postgres`]: the database source (`source: postgres`): one read-only pass over Honcho's
+//!   Postgres per cycle, mapped onto the same snapshot, published like the poller's.
 //! - [`server`]: the hyper HTTP server: `/metrics`, `/`, `/-/healthy`, `/-/ready`.
 //! - [`web_config`]: exporter-toolkit style `--web.config.file` (TLS, basic auth).
 //! - [`process`]: the exporter's own process metrics (RSS, CPU, fds, start time), read at scrape.
@@ -39,6 +41,7 @@ pub mod families;
 pub mod honcho;
 pub mod metric;
 pub mod poller;
+pub mod postgres;
 pub mod process;
 pub mod server;
 pub mod simulator;

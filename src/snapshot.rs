@@ -508,6 +508,21 @@ pub struct ExporterStats {
     pub status_split: Option<bool>,
     /// Whether queue/work-units exists, once known.
     pub work_units_available: Option<bool>,
+    /// The database source's own numbers; `None` with the API source.
+    pub postgres: Option<PostgresStats>,
+}
+
+/// The database source's self-metrics.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PostgresStats {
+    /// Whether the last cycle read the database.
+    pub health: EndpointHealth,
+    /// The last successful cycle's time waiting on the database (transaction minus mapping).
+    pub database_time: Option<Duration>,
+    /// The last successful cycle's time mapping rows in the exporter.
+    pub mapping_time: Option<Duration>,
+    /// `alembic_version` of the last successful schema check.
+    pub schema_revision: Option<String>,
 }
 
 /// One poll cycle's immutable result.

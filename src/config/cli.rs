@@ -100,6 +100,34 @@ struct Cli {
     #[arg(long = "honcho.ca-file", value_name = "FILE")]
     honcho_ca_file: Option<String>,
 
+    /// Honcho's DERIVER_REPRESENTATION_BATCH_MAX_TOKENS, for the database source. [default: 1024]
+    #[arg(
+        long = "honcho.deriver-representation-batch-max-tokens",
+        value_name = "TOKENS"
+    )]
+    honcho_deriver_representation_batch_max_tokens: Option<String>,
+    /// Honcho's DERIVER_FLUSH_ENABLED (true/false), for the database source. [default: false]
+    #[arg(long = "honcho.deriver-flush-enabled", value_name = "BOOL")]
+    honcho_deriver_flush_enabled: Option<String>,
+
+    /// Where the queue numbers come from: api (Honcho's HTTP API) or postgres (Honcho's
+    /// database, one read-only pass per cycle). [default: api]
+    #[arg(long = "source", value_name = "SOURCE")]
+    source: Option<String>,
+    /// Honcho's database, postgres://user@host:port/db?sslmode=verify-full (no password in it).
+    #[arg(long = "postgres.url", value_name = "URL")]
+    postgres_url: Option<String>,
+    /// File holding the database password (re-read when it changes); or set
+    /// HONCHO_EXPORTER_POSTGRES_PASSWORD.
+    #[arg(long = "postgres.password-file", value_name = "FILE")]
+    postgres_password_file: Option<String>,
+    /// CA certificates (PEM) that sign the database server's certificate.
+    #[arg(long = "postgres.ca-file", value_name = "FILE")]
+    postgres_ca_file: Option<String>,
+    /// statement_timeout of the cycle's query; shorter than poll.timeout. [default: 5s]
+    #[arg(long = "postgres.statement-timeout", value_name = "DURATION")]
+    postgres_statement_timeout: Option<String>,
+
     /// Time between poll cycles, e.g. 15s. [default: 15s]
     #[arg(long = "poll.interval", value_name = "DURATION")]
     poll_interval: Option<String>,
@@ -286,7 +314,34 @@ fn read_flags(cli: &Cli, raw: &mut RawConfig) {
             Origin::Flag("--workspaces"),
         );
     }
-    let scalars: [(&'static str, &'static str, &Option<String>); 21] = [
+    let scalars: [(&'static str, &'static str, &Option<String>); 28] = [
+        ("source", "--source", &cli.source),
+        ("postgres.url", "--postgres.url", &cli.postgres_url),
+        (
+            "postgres.password_file",
+            "--postgres.password-file",
+            &cli.postgres_password_file,
+        ),
+        (
+            "postgres.ca_file",
+            "--postgres.ca-file",
+            &cli.postgres_ca_file,
+        ),
+        (
+            "postgres.statement_timeout",
+            "--postgres.statement-timeout",
+            &cli.postgres_statement_timeout,
+        ),
+        (
+            "honcho.deriver_representation_batch_max_tokens",
+            "--honcho.deriver-representation-batch-max-tokens",
+            &cli.honcho_deriver_representation_batch_max_tokens,
+        ),
+        (
+            "honcho.deriver_flush_enabled",
+            "--honcho.deriver-flush-enabled",
+            &cli.honcho_deriver_flush_enabled,
+        ),
         (
             "web.telemetry_path",
             "--web.telemetry-path",

@@ -18,9 +18,10 @@ use url::Url;
 use super::duration::{format_duration, parse_duration};
 use super::error::ConfigError;
 use super::sources::{
-    ENV_TOKEN, Origin, RawConfig, RawScope, RawSetting, RawValue, env_var_name, split_list,
+    ENV_POSTGRES_PASSWORD, ENV_TOKEN, Origin, RawConfig, RawScope, RawSetting, RawValue,
+    env_var_name, split_list,
 };
-use super::{GenerationOverride, LogFormat, Scope, Settings, TokenSource};
+use super::{GenerationOverride, LogFormat, Scope, Settings, Source, TokenSource};
 use crate::web_config::WebConfig;
 
 /// Honcho's own default address (`uvicorn` on port 8000), used when no URL is configured.
@@ -226,8 +227,95 @@ pub(crate) fn resolve(raw: &RawConfig) -> Result<Settings, ConfigError> {
         settings.shard.index = index;
     }
 
+    // the database source (issue 10; to become entries of the settings table)
+    if let Some(tokens) = lookup.scalar(
+        "honcho.deriver_representation_batch_max_tokens",
+        at_least(1u64),
+    )? {
+        settings.honcho.deriver_representation_batch_max_tokens = tokens;
+    }
+    if let Some(flush) = lookup.scalar("honcho.deriver_flush_enabled", parse_bool)? {
+        settings.honcho.deriver_flush_enabled = flush;
+    }
+    if let Some(source) = lookup.scalar("source", parse_source)? {
+        settings.source = source;
+    }
+    if let Some(url) = lookup.optional("postgres.url", parse_postgres_url)? {
+        settings.postgres.url = url;
+    }
+    settings.postgres.password = resolve_postgres_password(&lookup)?;
+    if let Some(path) = lookup.optional("postgres.ca_file", parse_ca_file)? {
+        settings.postgres.ca_file = path;
+    }
+    if let Some(timeout) = lookup.scalar("postgres.statement_timeout", positive_duration)? {
+        settings.postgres.statement_timeout = timeout;
+    }
+
     check_consistency(&settings)?;
     Ok(settings)
+}
+
+/// The database password source: `postgres.password_file` from any layer, or
+/// `HONCHO_EXPORTER_POSTGRES_PASSWORD` (environment rank), by the token's rules.
+fn resolve_postgres_password(lookup: &Lookup<'_>) -> Result<Option<TokenSource>, ConfigError> {
+    let from_file = || -> Result<Option<TokenSource>, ConfigError> {
+        Ok(lookup
+            .optional("postgres.password_file", parse_password_file)?
+            .flatten()
+            .map(TokenSource::File))
+    };
+    let env_password = lookup.raw.env_postgres_password.as_ref();
+    match (env_password, lookup.setting("postgres.password_file")) {
+        (None, _) => from_file(),
+        (Some(secret), None) => Ok(Some(TokenSource::Env(secret.clone()))),
+        (Some(secret), Some(password_file)) => match password_file.origin {
+            Origin::Flag(_) => from_file(),
+            Origin::Env(_) => Err(ConfigError::Inconsistent(format!(
+                "{ENV_POSTGRES_PASSWORD} and {} are both set; set only one",
+                env_var_name("postgres.password_file")
+            ))),
+            Origin::File(_) => Ok(Some(TokenSource::Env(secret.clone()))),
+        },
+    }
+}
+
+fn parse_source(text: &str) -> Result<Source, String> {
+    match text.trim() {
+        "api" => Ok(Source::Api),
+        "postgres" => Ok(Source::Postgres),
+        _ => Err(format!("unknown source {text:?}; expected api or postgres")),
+    }
+}
+
+/// A `postgres://` URL without a password (the password has its own file or variable, so it
+/// never shows in `ps`, logs or the config file).
+fn parse_postgres_url(text: &str) -> Result<String, String> {
+    let url = Url::parse(text.trim()).map_err(|error| format!("not a URL: {error}"))?;
+    if !matches!(url.scheme(), "postgres" | "postgresql") {
+        return Err(format!(
+            "expected a postgres:// URL, got scheme {:?}",
+            url.scheme()
+        ));
+    }
+    if url.password().is_some() {
+        return Err(
+            "must not contain a password; use postgres.password_file or \
+             HONCHO_EXPORTER_POSTGRES_PASSWORD"
+                .to_string(),
+        );
+    }
+    crate::postgres::ConnectOptions::parse(text.trim()).map_err(|error| error.to_string())?;
+    Ok(text.trim().to_string())
+}
+
+fn parse_password_file(text: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(text);
+    let contents = std::fs::read(&path)
+        .map_err(|error| format!("cannot read password file {}: {error}", path.display()))?;
+    if String::from_utf8_lossy(&contents).trim().is_empty() {
+        return Err(format!("password file {} is empty", path.display()));
+    }
+    Ok(path)
 }
 
 /// The token source of highest precedence: `honcho.token_file` from any layer, or
@@ -281,6 +369,21 @@ fn check_consistency(settings: &Settings) -> Result<(), ConfigError> {
             format_duration(honcho.retry_initial_backoff),
             format_duration(honcho.retry_max_backoff)
         )));
+    }
+    if settings.source == Source::Postgres {
+        if settings.postgres.url.is_none() {
+            return Err(ConfigError::Inconsistent(
+                "source: postgres needs postgres.url (e.g. postgres://honcho_exporter@db:5432/honcho?sslmode=verify-full)"
+                    .to_string(),
+            ));
+        }
+        if settings.postgres.statement_timeout >= poll.timeout {
+            return Err(ConfigError::Inconsistent(format!(
+                "postgres.statement_timeout ({}) must be shorter than poll.timeout ({})",
+                format_duration(settings.postgres.statement_timeout),
+                format_duration(poll.timeout)
+            )));
+        }
     }
     let shard = settings.shard;
     if shard.index >= shard.count {

@@ -66,12 +66,24 @@ pub(crate) const KEYS: &[(&str, Shape)] = &[
     ("log.format", Shape::Scalar),
     ("shard.count", Shape::Scalar),
     ("shard.index", Shape::Scalar),
+    (
+        "honcho.deriver_representation_batch_max_tokens",
+        Shape::Scalar,
+    ),
+    ("honcho.deriver_flush_enabled", Shape::Scalar),
+    ("source", Shape::Scalar),
+    ("postgres.url", Shape::Scalar),
+    ("postgres.password_file", Shape::Scalar),
+    ("postgres.ca_file", Shape::Scalar),
+    ("postgres.statement_timeout", Shape::Scalar),
 ];
 
 /// Prefix of every environment variable the exporter reads.
 pub(crate) const ENV_PREFIX: &str = "HONCHO_EXPORTER_";
 /// The one place a token may be given directly.
 pub(crate) const ENV_TOKEN: &str = "HONCHO_EXPORTER_HONCHO_TOKEN";
+/// The one place the database password may be given directly.
+pub(crate) const ENV_POSTGRES_PASSWORD: &str = "HONCHO_EXPORTER_POSTGRES_PASSWORD";
 /// The config file path, like `--config.file`.
 pub(crate) const ENV_CONFIG_FILE: &str = "HONCHO_EXPORTER_CONFIG_FILE";
 /// Read by the build (`option_env!` in `lib.rs`), so a run-time value is ignored, not an error.
@@ -161,6 +173,8 @@ pub(crate) struct RawConfig {
     pub(crate) settings: BTreeMap<&'static str, RawSetting>,
     /// `HONCHO_EXPORTER_HONCHO_TOKEN`, if set.
     pub(crate) env_token: Option<Secret>,
+    /// `HONCHO_EXPORTER_POSTGRES_PASSWORD`, if set.
+    pub(crate) env_postgres_password: Option<Secret>,
     /// `scopes:` from the file, and the file's path for errors.
     pub(crate) scopes: Option<(PathBuf, Vec<RawScope>)>,
 }
@@ -219,6 +233,17 @@ pub(crate) fn read_env(
                 raw.env_token = Some(Secret::new(value.trim().to_string()));
                 continue;
             }
+            ENV_POSTGRES_PASSWORD => {
+                if value.is_empty() {
+                    return Err(ConfigError::InvalidSetting {
+                        location: variable.clone(),
+                        problem: "is set but empty; unset it when the database needs no password"
+                            .to_string(),
+                    });
+                }
+                raw.env_postgres_password = Some(Secret::new(value.clone()));
+                continue;
+            }
             ENV_CONFIG_FILE | ENV_BUILD_REVISION => continue,
             _ => {}
         }
@@ -240,7 +265,11 @@ pub(crate) fn read_env(
                 let names: Vec<String> = KEYS
                     .iter()
                     .map(|(key, _)| env_var_name(key))
-                    .chain([ENV_TOKEN.to_string(), ENV_CONFIG_FILE.to_string()])
+                    .chain([
+                        ENV_TOKEN.to_string(),
+                        ENV_POSTGRES_PASSWORD.to_string(),
+                        ENV_CONFIG_FILE.to_string(),
+                    ])
                     .collect();
                 let hint = yaml::closest_key(variable, names.iter().map(String::as_str))
                     .map(|name| format!(" (did you mean {name}?)"))
@@ -269,12 +298,19 @@ pub(crate) fn read_file(path: &Path, raw: &mut RawConfig) -> Result<(), ConfigEr
     let sections: Vec<&str> = KEYS
         .iter()
         .filter_map(|(key, _)| key.split_once('.').map(|(section, _)| section))
-        .chain(["scopes"])
+        .chain(["scopes", "source"])
         .collect();
     for (section, node) in root {
         if section == "scopes" {
             let scopes = read_scopes(&origin, node)?;
             raw.scopes = Some((path.to_path_buf(), scopes));
+            continue;
+        }
+        if section == "source" {
+            // The one top-level scalar.
+            if let Some(value) = raw_value_from_node(&origin, "source", Shape::Scalar, node)? {
+                raw.insert("source", value, origin.clone());
+            }
             continue;
         }
         if !sections.contains(&section.as_str()) {
@@ -298,6 +334,15 @@ pub(crate) fn read_file(path: &Path, raw: &mut RawConfig) -> Result<(), ConfigEr
         };
         for (name, node) in entries {
             let key = format!("{section}.{name}");
+            if key == "postgres.password" {
+                return Err(invalid(
+                    &origin,
+                    &key,
+                    "the password must not be written in the config file; put it in a file \
+                     readable only by the exporter and set postgres.password_file, or set \
+                     HONCHO_EXPORTER_POSTGRES_PASSWORD",
+                ));
+            }
             if key == "honcho.token" {
                 return Err(invalid(
                     &origin,
@@ -323,7 +368,13 @@ pub(crate) fn read_file(path: &Path, raw: &mut RawConfig) -> Result<(), ConfigEr
 /// Keys whose values are file paths; in the config file a relative path is relative to the
 /// config file's directory (as in Prometheus), on the command line and in the environment to
 /// the working directory.
-const PATH_KEYS: [&str; 3] = ["web.config_file", "honcho.token_file", "honcho.ca_file"];
+const PATH_KEYS: [&str; 5] = [
+    "web.config_file",
+    "honcho.token_file",
+    "honcho.ca_file",
+    "postgres.password_file",
+    "postgres.ca_file",
+];
 
 fn relative_to_file(config_file: &Path, key: &str, value: RawValue) -> RawValue {
     match value {

@@ -43,6 +43,8 @@ pub enum Endpoint {
     WorkUnits,
     /// A filtered status poll of a configured scope.
     Scope,
+    /// The database source's cycle (`source: postgres`), not an HTTP endpoint.
+    Postgres,
 }
 
 impl Endpoint {
@@ -53,6 +55,7 @@ impl Endpoint {
             Endpoint::Status => "status",
             Endpoint::WorkUnits => "work_units",
             Endpoint::Scope => "scope",
+            Endpoint::Postgres => "postgres",
         }
     }
 }

@@ -11,6 +11,7 @@ mod faults;
 mod fixtures_replay;
 mod fuzz_corpus;
 mod golden;
+mod postgres;
 mod process;
 mod simulator_contract;
 mod simulator_faults;

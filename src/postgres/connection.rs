@@ -278,7 +278,10 @@ pub async fn read_cycle(
         .await?;
     let milliseconds = statement_timeout.as_millis().max(1);
     transaction
-        .batch_execute(&format!("SET LOCAL statement_timeout = {milliseconds}"))
+        // JIT compiling the one-pass query costs more than it saves (1.5 s at 100 k rows).
+        .batch_execute(&format!(
+            "SET LOCAL statement_timeout = {milliseconds}; SET LOCAL jit = off"
+        ))
         .await?;
     let names: Vec<String> = transaction
         .query(queries::WORKSPACES, &[])

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine with a Rust toolchain. Installs what it needs:
 # Debian's `prometheus` package (prometheus + promtool) and Python's `prometheus_client` (the
-# strict OpenMetrics parser). Then: fmt, clippy, cargo tests, and every scripts/checks/*.sh.
+# strict OpenMetrics parser). Then: fmt, clippy, the workspace's cargo tests (the exporter and
+# crates/honcho-sim), and every scripts/checks/*.sh.
 set -euo pipefail
 # Every test that needs an outside tool runs: a missing tool is a failure, not a skip.
 export HONCHO_EXPORTER_FULL_TESTS=1
@@ -29,12 +30,14 @@ fi
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
-echo "==> cargo clippy"
-cargo clippy --all-targets --quiet -- -D warnings
-echo "==> cargo test"
-cargo test --all-targets --quiet 2>&1 | tee target/cargo-test.log
+echo "==> cargo clippy (workspace: the exporter and crates/honcho-sim)"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "==> cargo clippy (exporter without the demo feature: no simulator)"
+cargo clippy -p honcho_exporter --no-default-features --lib --bins --quiet -- -D warnings
+echo "==> cargo test --workspace"
+cargo test --workspace --all-targets --quiet 2>&1 | tee target/cargo-test.log
 # Doc tests run separately (--all-targets skips them).
-cargo test --doc --quiet
+cargo test --workspace --doc --quiet
 
 for check in scripts/checks/*.sh; do
   [ -e "$check" ] || continue

@@ -2,7 +2,8 @@
 # The whole test suite, on a fresh Debian machine with a Rust toolchain. Installs what it needs:
 # Debian's `prometheus` (prometheus + promtool), `prometheus-alertmanager` (alertmanager +
 # amtool) and `postgresql` packages, and Python's `prometheus_client` (the strict OpenMetrics
-# parser) and `pyyaml`. Then: fmt, clippy, cargo tests, and every scripts/checks/*.sh. Prints
+# parser) and `pyyaml`. Then: fmt, clippy, the workspace's cargo tests
+# (the exporter and crates/honcho-sim), and every scripts/checks/*.sh. Prints
 # each stage's wall time at the end (also when a stage fails), so the suite's cost stays visible.
 set -euo pipefail
 # Every test that needs an outside tool runs: a missing tool is a failure, not a skip.
@@ -68,14 +69,16 @@ fi
 
 stage "cargo fmt --check"
 cargo fmt --all -- --check
-stage "cargo clippy"
-cargo clippy --all-targets --quiet -- -D warnings
-stage "cargo test"
+stage "cargo clippy (workspace: the exporter and crates/honcho-sim)"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+stage "cargo clippy (exporter without the demo feature: no simulator)"
+cargo clippy -p honcho_exporter --no-default-features --lib --bins --quiet -- -D warnings
+stage "cargo test --workspace"
 mkdir -p target
-cargo test --all-targets --quiet 2>&1 | tee target/cargo-test.log
+cargo test --workspace --all-targets --quiet 2>&1 | tee target/cargo-test.log
 # Doc tests run separately (--all-targets skips them).
-stage "cargo test --doc"
-cargo test --doc --quiet
+stage "cargo test --workspace --doc"
+cargo test --workspace --doc --quiet
 
 for check in scripts/checks/*.sh; do
   [ -e "$check" ] || continue

@@ -6,7 +6,7 @@
 //!
 //! Owns: the one connection (reused; reconnected with capped backoff when it breaks or the
 //! password file changes), the schema check at start and after every reconnect or schema
-//! error, staleness, and the self-metrics (`up{endpoint="postgres"}`, errors by bounded
+//! error, staleness, and the self-metrics (`up{upstream="postgres"}`, errors by bounded
 //! reason, the cycle's database time, the schema revision). Failures never end the loop and
 //! only successes are stored, so a failed cycle never serves numbers as fresh.
 

@@ -13,8 +13,6 @@ mod fuzz_corpus;
 mod golden;
 mod postgres;
 mod process;
-mod simulator_contract;
-mod simulator_faults;
 mod util;
 mod validators;
 mod web_config;

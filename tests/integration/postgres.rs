@@ -291,7 +291,7 @@ async fn numbers_on(revision: &str) {
     cluster.psql(&database, QUEUE);
     let mut harness = Harness::new(settings(&database, env_password()));
     let text = harness.cycle().await;
-    assert_has(&text, r#"honcho_exporter_up{endpoint="postgres"} 1"#);
+    assert_has(&text, r#"honcho_exporter_up{upstream="postgres"} 1"#);
     assert_has(
         &text,
         r#"honcho_queue_items{workspace="acme",state="completed"} 2"#,
@@ -369,7 +369,7 @@ async fn honcho_2_schema_gives_every_generation_c_number() {
 /// The reason counted on the last failed cycle.
 fn error_count(text: &str, reason: &str) -> u64 {
     let prefix =
-        format!(r#"honcho_exporter_poll_errors_total{{endpoint="postgres",reason="{reason}"}} "#);
+        format!(r#"honcho_exporter_poll_errors_total{{upstream="postgres",reason="{reason}"}} "#);
     text.lines()
         .find_map(|line| line.strip_prefix(&prefix))
         .and_then(|value| value.parse().ok())
@@ -389,7 +389,7 @@ async fn a_wrong_password_is_auth_and_a_rotated_password_file_recovers() {
     std::fs::write(&file, "wrong-password-77\n").expect("write");
     let mut harness = Harness::new(settings(&database, TokenSource::File(file.clone())));
     let text = harness.cycle().await;
-    assert_has(&text, r#"honcho_exporter_up{endpoint="postgres"} 0"#);
+    assert_has(&text, r#"honcho_exporter_up{upstream="postgres"} 0"#);
     assert_eq!(error_count(&text, "auth"), 1, "{text}");
     assert!(
         !text.contains("honcho_queue_items{"),
@@ -398,7 +398,7 @@ async fn a_wrong_password_is_auth_and_a_rotated_password_file_recovers() {
     assert!(!text.contains("wrong-password-77"));
     std::fs::write(&file, format!("{EXPORTER_PASSWORD}\n")).expect("rotate");
     let text = harness.cycle().await;
-    assert_has(&text, r#"honcho_exporter_up{endpoint="postgres"} 1"#);
+    assert_has(&text, r#"honcho_exporter_up{upstream="postgres"} 1"#);
     assert!(text.contains(r#"honcho_queue_items{workspace="acme",state="completed"} 2"#));
     assert!(!text.contains(EXPORTER_PASSWORD));
 }
@@ -415,7 +415,7 @@ async fn a_database_that_is_down_is_connect() {
     ));
     let mut harness = Harness::new(settings);
     let text = harness.cycle().await;
-    assert_has(&text, r#"honcho_exporter_up{endpoint="postgres"} 0"#);
+    assert_has(&text, r#"honcho_exporter_up{upstream="postgres"} 0"#);
     assert_eq!(error_count(&text, "connect"), 1, "{text}");
 }
 
@@ -432,7 +432,7 @@ async fn a_revoked_column_is_permission_a_dropped_one_is_schema_and_both_recover
         harness
             .cycle()
             .await
-            .contains(r#"honcho_exporter_up{endpoint="postgres"} 1"#)
+            .contains(r#"honcho_exporter_up{upstream="postgres"} 1"#)
     );
 
     cluster.psql(
@@ -440,7 +440,7 @@ async fn a_revoked_column_is_permission_a_dropped_one_is_schema_and_both_recover
         "REVOKE SELECT (token_count) ON messages FROM honcho_exporter",
     );
     let text = harness.cycle().await;
-    assert_has(&text, r#"honcho_exporter_up{endpoint="postgres"} 0"#);
+    assert_has(&text, r#"honcho_exporter_up{upstream="postgres"} 0"#);
     assert_eq!(error_count(&text, "permission"), 1, "{text}");
     cluster.psql(
         &database,
@@ -450,7 +450,7 @@ async fn a_revoked_column_is_permission_a_dropped_one_is_schema_and_both_recover
         harness
             .cycle()
             .await
-            .contains(r#"honcho_exporter_up{endpoint="postgres"} 1"#)
+            .contains(r#"honcho_exporter_up{upstream="postgres"} 1"#)
     );
 
     cluster.psql(
@@ -458,14 +458,14 @@ async fn a_revoked_column_is_permission_a_dropped_one_is_schema_and_both_recover
         "ALTER TABLE queue RENAME COLUMN work_unit_key TO unit_key",
     );
     let text = harness.cycle().await;
-    assert_has(&text, r#"honcho_exporter_up{endpoint="postgres"} 0"#);
+    assert_has(&text, r#"honcho_exporter_up{upstream="postgres"} 0"#);
     assert_eq!(error_count(&text, "schema"), 1, "{text}");
     cluster.psql(
         &database,
         "ALTER TABLE queue RENAME COLUMN unit_key TO work_unit_key",
     );
     let text = harness.cycle().await;
-    assert_has(&text, r#"honcho_exporter_up{endpoint="postgres"} 1"#);
+    assert_has(&text, r#"honcho_exporter_up{upstream="postgres"} 1"#);
 }
 
 #[tokio::test]
@@ -487,9 +487,9 @@ async fn a_lock_held_past_the_statement_timeout_is_timeout_and_then_recovers() {
     let mut locker = locker.spawn().expect("locker");
     tokio::time::sleep(Duration::from_millis(700)).await;
     let text = harness.cycle().await;
-    assert_has(&text, r#"honcho_exporter_up{endpoint="postgres"} 0"#);
+    assert_has(&text, r#"honcho_exporter_up{upstream="postgres"} 0"#);
     assert_eq!(error_count(&text, "timeout"), 1, "{text}");
     locker.wait().expect("locker ends");
     let text = harness.cycle().await;
-    assert_has(&text, r#"honcho_exporter_up{endpoint="postgres"} 1"#);
+    assert_has(&text, r#"honcho_exporter_up{upstream="postgres"} 1"#);
 }

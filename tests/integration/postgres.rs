@@ -493,3 +493,364 @@ async fn a_lock_held_past_the_statement_timeout_is_timeout_and_then_recovers() {
     let text = harness.cycle().await;
     assert_has(&text, r#"honcho_exporter_up{upstream="postgres"} 1"#);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Equivalence: the same queue state in the simulator (served over HTTP as generation C) and in
+// Postgres (as Honcho's 3.x tables) gives the same pinned families.
+
+mod equivalence {
+    use super::*;
+    use honcho_exporter::config::Scope;
+    use honcho_exporter::honcho::Client;
+    use honcho_exporter::poller::Poller;
+    use honcho_sim::{
+        Generation, LoadedTask, LoadedUnit, LoadedWorkspace, QueueState, Simulator, SimulatorConfig,
+    };
+    use proptest::prelude::*;
+
+    /// splitmix64: a small deterministic generator driven by proptest's seed.
+    struct Draw(u64);
+
+    impl Draw {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+        fn below(&mut self, bound: u64) -> u64 {
+            self.next() % bound.max(1)
+        }
+        fn chance(&mut self, percent: u64) -> bool {
+            self.below(100) < percent
+        }
+    }
+
+    /// Peer and session names, some needing label escaping (`"` and `\`); no `:` (Honcho's
+    /// names never hold one, and work unit keys are split on it).
+    const PEERS: &[&str] = &["alice", "bob", "agent \"x\"", "back\\slash", "carol"];
+    const SESSIONS: &[&str] = &[
+        "chat-1",
+        "chat \"two\"",
+        "c\\3",
+        "chat-4",
+        "chat-5",
+        "chat-6",
+    ];
+
+    struct Generated {
+        state: QueueState,
+        threshold: u32,
+        flush: bool,
+    }
+
+    fn generate(seed: u64, now_micros: i64) -> Generated {
+        let mut draw = Draw(seed);
+        let threshold = [50u32, 100, 300][draw.below(3) as usize];
+        let flush = draw.chance(20);
+        let mut workspaces = Vec::new();
+        for w in 0..1 + draw.below(3) {
+            let name = format!("ws-{w}");
+            let session_count = 1 + draw.below(SESSIONS.len() as u64) as usize;
+            let sessions: Vec<(String, String)> = (0..session_count)
+                .map(|s| {
+                    (
+                        format!("S{w}{s}{}", "x".repeat(18)),
+                        SESSIONS[s].to_string(),
+                    )
+                })
+                .collect();
+            let mut units: Vec<LoadedUnit> = Vec::new();
+            let mut identities = std::collections::HashSet::new();
+            for _ in 0..draw.below(14) {
+                let task = match draw.below(5) {
+                    0 => LoadedTask::Summary,
+                    1 => LoadedTask::Dream,
+                    _ => LoadedTask::Representation,
+                };
+                let session =
+                    (task != LoadedTask::Dream).then(|| draw.below(session_count as u64) as usize);
+                let observer = (task == LoadedTask::Dream)
+                    .then(|| PEERS[draw.below(PEERS.len() as u64) as usize].to_string());
+                let observed = (task != LoadedTask::Summary)
+                    .then(|| PEERS[draw.below(PEERS.len() as u64) as usize].to_string());
+                if !identities.insert((task as u8, session, observer.clone(), observed.clone())) {
+                    continue;
+                }
+                // Honcho 3.x keeps at most one pending dream row per key (a partial unique
+                // index).
+                let pending_items = if draw.chance(20) {
+                    0
+                } else if task == LoadedTask::Dream {
+                    1
+                } else {
+                    1 + draw.below(5) as u32
+                };
+                // Tokens around the threshold, exactly at it included.
+                let pending_tokens = match draw.below(4) {
+                    0 => threshold,
+                    1 => threshold - 1,
+                    2 => threshold + 1,
+                    _ => draw.below(u64::from(threshold) * 2) as u32,
+                };
+                // Ages well away from the overdue boundary (1815 s): the two cycles run a few
+                // milliseconds apart.
+                let age_seconds = if draw.chance(50) {
+                    30 + draw.below(1000)
+                } else {
+                    3000 + draw.below(80_000)
+                } as i64;
+                let oldest_micros =
+                    now_micros - age_seconds * 1_000_000 - draw.below(1_000_000) as i64;
+                units.push(LoadedUnit {
+                    task,
+                    session,
+                    observer,
+                    observed,
+                    pending_items,
+                    pending_tokens: if pending_items == 0 {
+                        0
+                    } else {
+                        pending_tokens
+                    },
+                    in_progress: pending_items > 0 && draw.chance(25),
+                    oldest_micros,
+                    newest_micros: oldest_micros + draw.below(20_000_000) as i64,
+                    completed_items: if pending_items == 0 || draw.chance(30) {
+                        1 + draw.below(4) as u32
+                    } else {
+                        0
+                    },
+                });
+            }
+            workspaces.push(LoadedWorkspace {
+                name,
+                sessions,
+                units,
+            });
+        }
+        Generated {
+            state: QueueState { workspaces },
+            threshold,
+            flush,
+        }
+    }
+
+    fn literal(text: &str) -> String {
+        format!("'{}'", text.replace('\'', "''"))
+    }
+
+    fn timestamp(micros: i64) -> String {
+        format!("(timestamptz 'epoch' + interval '{micros} microseconds')")
+    }
+
+    /// The same state as Honcho's rows, plus rows of untracked task types (which neither the
+    /// API on 3.x nor the database source counts).
+    fn load_sql(state: &QueueState) -> String {
+        let mut sql = String::new();
+        let mut message_id = 0u64;
+        for workspace in &state.workspaces {
+            let ws = literal(&workspace.name);
+            sql += &format!("INSERT INTO workspaces (id, name) VALUES ({ws}, {ws});\n");
+            for (id, name) in &workspace.sessions {
+                sql += &format!(
+                    "INSERT INTO sessions (id, name, workspace_name) VALUES ({}, {}, {ws});\n",
+                    literal(id),
+                    literal(name)
+                );
+            }
+            for unit in &workspace.units {
+                let key = literal(&workspace.work_unit_key(unit));
+                let task = match unit.task {
+                    LoadedTask::Representation => "representation",
+                    LoadedTask::Summary => "summary",
+                    LoadedTask::Dream => "dream",
+                };
+                let session = unit.session.map_or("NULL".to_string(), |index| {
+                    literal(&workspace.sessions[index].0)
+                });
+                for row in 0..unit.pending_items {
+                    message_id += 1;
+                    let tokens = if row == 0 { unit.pending_tokens } else { 0 };
+                    let created = if row + 1 == unit.pending_items && row > 0 {
+                        unit.newest_micros
+                    } else {
+                        unit.oldest_micros
+                    };
+                    sql += &format!(
+                        "INSERT INTO messages (id, workspace_name, content, token_count) VALUES ({message_id}, {ws}, 'private', {tokens});\n\
+                         INSERT INTO queue (session_id, payload, processed, task_type, work_unit_key, created_at, workspace_name, message_id) \
+                         VALUES ({session}, '{{}}', false, '{task}', {key}, {}, {ws}, {message_id});\n",
+                        timestamp(created)
+                    );
+                }
+                for _ in 0..unit.completed_items {
+                    sql += &format!(
+                        "INSERT INTO queue (session_id, payload, processed, task_type, work_unit_key, workspace_name) \
+                         VALUES ({session}, '{{}}', true, '{task}', {key}, {ws});\n"
+                    );
+                }
+                if unit.in_progress && unit.pending_items > 0 {
+                    sql += &format!(
+                        "INSERT INTO active_queue_sessions (id, work_unit_key) VALUES (md5({key}), {key});\n"
+                    );
+                }
+            }
+            sql += &format!(
+                "INSERT INTO queue (payload, task_type, work_unit_key, workspace_name) VALUES \
+                 ('{{}}', 'deletion', 'deletion:x', {ws}), ('{{}}', 'webhook', 'webhook:y', {ws});\n"
+            );
+        }
+        sql
+    }
+
+    fn scopes() -> Vec<Scope> {
+        let scope = |name: &str,
+                     observer: Option<&str>,
+                     sender: Option<&str>,
+                     session: Option<&str>| Scope {
+            name: name.to_string(),
+            workspaces: Vec::new(),
+            observer_id: observer.map(str::to_string),
+            sender_id: sender.map(str::to_string),
+            session_id: session.map(str::to_string),
+        };
+        vec![
+            scope("observer-alice", Some("alice"), None, None),
+            scope("alice-or-bob", Some("alice"), Some("bob"), None),
+            scope(
+                "quoted-session",
+                None,
+                Some("agent \"x\""),
+                Some("chat \"two\""),
+            ),
+        ]
+    }
+
+    /// The pinned families' sample lines.
+    fn pinned(text: &str) -> Vec<String> {
+        text.lines()
+            .filter(|line| line.starts_with("honcho_queue_") || line.starts_with("honcho_deriver_"))
+            .map(str::to_string)
+            .collect()
+    }
+
+    async fn compare(seed: u64) {
+        let now_micros = i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("after 1970")
+                .as_micros(),
+        )
+        .expect("fits");
+        let generated = generate(seed, now_micros);
+        let state = &generated.state;
+
+        // The simulator, as generation C, through the API poller.
+        let config = SimulatorConfig {
+            batch_max_tokens: generated.threshold,
+            flush_enabled: generated.flush,
+            ..SimulatorConfig::recorded(Generation::C)
+        };
+        let simulator = Simulator::start_with_state(config, state)
+            .await
+            .expect("simulator");
+        let mut api_settings = Settings::with_url(url::Url::parse(&simulator.url()).expect("url"));
+        api_settings.sessions.max_per_workspace = 3;
+        api_settings.work_units.detail_limit = 4;
+        api_settings.scopes = scopes();
+        let api_settings = Arc::new(api_settings);
+        let published: SharedPublished = Arc::new(RwLock::new(Arc::new(
+            honcho_exporter::poller::Published::initial(&api_settings),
+        )));
+        let client = Client::new(&api_settings.honcho, api_settings.poll.timeout).expect("client");
+        let mut poller = Poller::new(Arc::clone(&api_settings), client, Arc::clone(&published));
+        poller.poll_once().await;
+        poller.poll_once().await;
+        let mut api_text = Vec::new();
+        exposition::render(
+            &families::poll_families(&poller::current(&published).snapshot),
+            Format::Text,
+            &mut api_text,
+        );
+        let api_text = String::from_utf8(api_text).expect("utf-8");
+        simulator.shutdown().await;
+
+        // Postgres, through the database source.
+        let cluster = cluster();
+        let database = cluster.database("honcho3");
+        let sql_file = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(sql_file.path(), load_sql(state)).expect("write load sql");
+        cluster.psql_file(&database, sql_file.path(), &[]);
+        let mut db_settings = settings(&database, env_password());
+        db_settings.sessions.max_per_workspace = 3;
+        db_settings.work_units.detail_limit = 4;
+        db_settings.scopes = scopes();
+        db_settings.honcho.deriver_representation_batch_max_tokens = u64::from(generated.threshold);
+        db_settings.honcho.deriver_flush_enabled = generated.flush;
+        db_settings.classify.overdue_after = api_settings.classify.overdue_after;
+        let mut harness = Harness::new(db_settings);
+        let db_text = harness.cycle().await;
+        assert!(
+            db_text.contains(r#"honcho_exporter_up{upstream="postgres"} 1"#),
+            "{db_text}"
+        );
+
+        // The one documented difference: the database names every exported session, the API
+        // only those with unprocessed rows.
+        let without_live_units: Vec<String> = state
+            .workspaces
+            .iter()
+            .flat_map(|workspace| {
+                workspace
+                    .sessions
+                    .iter()
+                    .enumerate()
+                    .filter(|(index, _)| {
+                        !workspace
+                            .units
+                            .iter()
+                            .any(|unit| unit.session == Some(*index) && unit.pending_items > 0)
+                    })
+                    .map(|(_, (id, _))| format!("session_id=\"{id}\""))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let db_lines: Vec<String> = pinned(&db_text)
+            .into_iter()
+            .filter(|line| {
+                !(line.starts_with("honcho_queue_session_info")
+                    && without_live_units
+                        .iter()
+                        .any(|id| line.contains(id.as_str())))
+            })
+            .collect();
+        let api_lines = pinned(&api_text);
+        assert!(
+            !api_lines.is_empty(),
+            "the API side exported nothing:\n{api_text}"
+        );
+        assert_eq!(
+            db_lines, api_lines,
+            "seed {seed}: database and API differ\n--- state: {state:#?}"
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn the_database_and_the_api_give_the_same_pinned_families(seed in any::<u64>()) {
+            if !ready() {
+                return Ok(());
+            }
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(compare(seed));
+        }
+    }
+}

@@ -25,6 +25,7 @@
 pub(crate) mod cursor;
 mod dynamics;
 pub mod faults;
+mod load;
 mod model;
 mod recorded;
 mod server;
@@ -38,6 +39,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 pub use faults::{EndpointKind, FaultAction, FaultRule, Faults};
+pub use load::{LoadedTask, LoadedUnit, LoadedWorkspace, QueueState};
 pub use model::{StatusCounts, WorkUnitRow};
 
 use dynamics::{Behaviour, Params, SECOND, WorkspaceSpec};

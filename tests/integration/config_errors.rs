@@ -69,6 +69,26 @@ fn bad_config_files_fail_with_the_key_and_the_problem() {
              units (ms, s, m, h, d), e.g. 15s, 1m30s or 500ms",
         ),
         (
+            "postgres-password-in-url",
+            "config file {F}: postgres.url: must not contain a password; use \
+             postgres.password_file or HONCHO_EXPORTER_POSTGRES_PASSWORD",
+        ),
+        (
+            "postgres-password-in-file",
+            "config file {F}: postgres.password: the password must not be written in the config \
+             file; put it in a file readable only by the exporter and set \
+             postgres.password_file, or set HONCHO_EXPORTER_POSTGRES_PASSWORD",
+        ),
+        (
+            "postgres-without-url",
+            "source: postgres needs postgres.url (e.g. \
+             postgres://honcho_exporter@db:5432/honcho?sslmode=verify-full)",
+        ),
+        (
+            "unknown-source",
+            "config file {F}: source: unknown source \"mysql\"; expected api or postgres",
+        ),
+        (
             "duration-without-unit",
             "config file {F}: poll.interval: invalid duration \"15\": expected numbers with units \
              (ms, s, m, h, d), e.g. 15s, 1m30s or 500ms",

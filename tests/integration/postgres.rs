@@ -854,3 +854,57 @@ mod equivalence {
         }
     }
 }
+
+#[tokio::test]
+async fn the_password_never_reaches_the_logs_even_at_debug_level() {
+    if !ready() {
+        return;
+    }
+    let cluster = cluster();
+    let database = cluster.database("honcho3");
+    let wrong = "wrong-pw-Lq93hx-never-log";
+    for password in [wrong, EXPORTER_PASSWORD] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_honcho_exporter"))
+            .args([
+                "--source=postgres",
+                &format!("--postgres.url={}", cluster.url(&database)),
+                "--web.listen-address=127.0.0.1:0",
+                "--poll.interval=300ms",
+                "--poll.timeout=250ms",
+                "--postgres.statement-timeout=200ms",
+                "--log.level=debug",
+            ])
+            .env("HONCHO_EXPORTER_POSTGRES_PASSWORD", password)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the exporter");
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        child.kill().expect("stop the exporter");
+        let output = child.wait_with_output().expect("exporter output");
+        let logs = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            !logs.contains(password),
+            "the password leaked into the logs:\n{logs}"
+        );
+        if password == wrong {
+            assert!(
+                logs.contains("auth"),
+                "the failure is logged with its reason:\n{logs}"
+            );
+        }
+    }
+}
+
+#[test]
+fn settings_debug_output_redacts_the_password() {
+    let mut settings = Settings::with_url(url::Url::parse("http://127.0.0.1:9").expect("url"));
+    settings.postgres.password = Some(TokenSource::Env(Secret::new(EXPORTER_PASSWORD.to_string())));
+    let debug = format!("{settings:?}");
+    assert!(!debug.contains(EXPORTER_PASSWORD), "{debug}");
+    assert!(debug.contains("redacted"), "{debug}");
+}

@@ -31,6 +31,30 @@ print(text[start:text.index('";', start)])
 PY
 )
 echo "PostgreSQL: $("$BIN/postgres" --version); CPU: $(nproc) cores"
+
+# The whole database-source cycle as the release exporter runs it (as the role of
+# deploy/postgres/grant.sql): its own figures for database time and mapping time, and its CPU.
+EXPORTER=${EXPORTER:-target/release/honcho_exporter}
+exporter_cycle() {
+  local db=$1 n=$2
+  if [ ! -x "$EXPORTER" ]; then echo "(no $EXPORTER: cargo build --release for the exporter's cycle cost)"; return; fi
+  psql -d "$db" -v password=bench-password -f deploy/postgres/grant.sql >/dev/null
+  local web
+  web=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  HONCHO_EXPORTER_POSTGRES_PASSWORD=bench-password "$EXPORTER" --source=postgres \
+    --postgres.url="postgres://honcho_exporter@127.0.0.1:$port/$db?sslmode=disable" \
+    --poll.interval=40s --poll.timeout=35s --postgres.statement-timeout=30s \
+    --web.listen-address="127.0.0.1:$web" --log.level=warn &
+  local pid=$!
+  local metrics=""
+  for _ in $(seq 1 120); do
+    sleep 1
+    metrics=$(curl -fsS "http://127.0.0.1:$web/metrics" 2>/dev/null || true)
+    if echo "$metrics" | grep -q '^honcho_exporter_postgres_query_duration_seconds '; then break; fi
+  done
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  echo "$metrics" | grep -E '^(honcho_exporter_postgres_(query|mapping)_duration_seconds|honcho_exporter_poll_duration_seconds|process_cpu_seconds_total|process_resident_memory_bytes|honcho_exporter_up\{upstream="postgres"\}) '
+}
 for n in "${sizes[@]}"; do
   db="bench_$n"
   psql -d postgres -c "CREATE DATABASE $db"
@@ -79,5 +103,6 @@ SQL
   query_ms=$(timed "$units_sql")
   plain_ms=$(timed "SELECT workspace_name, work_unit_key, task_type, session_id, count(*) FROM queue GROUP BY 1, 2, 3, 4")
   python3 -c "q = float('$query_ms'); p = float('$plain_ms'); print(f'=> one-pass query: {q:.0f} ms = {q * 1000 / $n:.2f} µs per unprocessed row; plain GROUP BY of the same rows: {p:.0f} ms = {p * 1000 / $n:.2f} µs')"
+  exporter_cycle "$db" "$n"
   psql -d postgres -c "DROP DATABASE $db"
 done

@@ -908,3 +908,66 @@ fn settings_debug_output_redacts_the_password() {
     assert!(!debug.contains(EXPORTER_PASSWORD), "{debug}");
     assert!(debug.contains("redacted"), "{debug}");
 }
+
+#[tokio::test]
+async fn an_unknown_revision_with_every_column_works_and_says_so() {
+    if !ready() {
+        return;
+    }
+    let cluster = cluster();
+    let database = cluster.database("honcho3");
+    cluster.psql(&database, QUEUE);
+    cluster.psql(
+        &database,
+        "UPDATE alembic_version SET version_num = 'a1b2c3d4e5f6'",
+    );
+    let mut harness = Harness::new(settings(&database, env_password()));
+    let text = harness.cycle().await;
+    assert_has(&text, r#"honcho_exporter_up{upstream="postgres"} 1"#);
+    assert!(
+        text.contains(r#"revision="a1b2c3d4e5f6",honcho="unknown""#),
+        "{text}"
+    );
+    assert_has(
+        &text,
+        r#"honcho_queue_items{workspace="acme",state="completed"} 2"#,
+    );
+}
+
+#[tokio::test]
+async fn a_connection_killed_mid_run_is_replaced() {
+    if !ready() {
+        return;
+    }
+    let cluster = cluster();
+    let database = cluster.database("honcho3");
+    cluster.psql(&database, QUEUE);
+    let mut harness = Harness::new(settings(&database, env_password()));
+    assert_has(
+        &harness.cycle().await,
+        r#"honcho_exporter_up{upstream="postgres"} 1"#,
+    );
+    cluster.psql(
+        "postgres",
+        &format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = 'honcho_exporter' AND datname = '{database}'"
+        ),
+    );
+    // The broken connection is either noticed before the cycle (a silent reconnect) or fails
+    // one cycle with reason connect; either way the next cycles read again.
+    let mut recovered = false;
+    for _ in 0..3 {
+        let text = harness.cycle().await;
+        if text.contains(r#"honcho_exporter_up{upstream="postgres"} 1"#) {
+            recovered = true;
+            assert_has(
+                &text,
+                r#"honcho_queue_items{workspace="acme",state="completed"} 2"#,
+            );
+            break;
+        }
+        assert_eq!(error_count(&text, "connect"), 1, "{text}");
+    }
+    assert!(recovered, "the source reconnected");
+}

@@ -20,14 +20,14 @@ dir=$(mktemp -d /tmp/honcho-exporter-bench-pg-XXXXXX)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 as_pg "$BIN/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --no-sync >/dev/null
 as_pg "$BIN/pg_ctl" -D "$dir/data" -w -l "$dir/log" \
-  -o "-p $port -c listen_addresses=127.0.0.1 -k $dir -c shared_buffers=256MB -c work_mem=64MB" start >/dev/null
+  -o "-p $port -c listen_addresses=127.0.0.1 -k $dir -c shared_buffers=256MB" start >/dev/null
 trap 'as_pg "$BIN/pg_ctl" -D "$dir/data" -m fast stop >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
 psql() { "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres "$@"; }
 units_sql=$(python3 - <<'PY'
 import re
 text = open("src/postgres/queries.rs").read()
 start = text.index('pub const UNITS: &str = "\\\n') + len('pub const UNITS: &str = "\\\n')
-print(text[start:text.index('";', start)])
+print(text[start:text.index('";', start)].replace('\\"', '"'))
 PY
 )
 echo "PostgreSQL: $("$BIN/postgres" --version); CPU: $(nproc) cores"
@@ -86,17 +86,17 @@ INSERT INTO active_queue_sessions (id, work_unit_key)
 VACUUM ANALYZE;
 SQL
   echo "== $n unprocessed rows (+ $((n / 10)) processed), EXPLAIN (ANALYZE, BUFFERS), warm cache"
-  # The exporter runs the query with jit off (SET LOCAL jit = off): compiling it costs more
-  # than it saves.
-  psql -d "$db" -c "SET jit = off; SELECT count(*) FROM ($units_sql) AS warm" >/dev/null
-  plan=$(psql -d "$db" -At -c "SET jit = off" -c "EXPLAIN (ANALYZE, BUFFERS) $units_sql")
+  # As the exporter runs it (src/postgres/connection.rs): jit off, work_mem 64MB.
+  session="SET jit = off; SET work_mem = '64MB'"
+  psql -d "$db" -c "$session" -c "SELECT count(*) FROM ($units_sql) AS warm" >/dev/null
+  plan=$(psql -d "$db" -At -c "$session" -c "EXPLAIN (ANALYZE, BUFFERS) $units_sql")
   echo "$plan"
   ms=$(echo "$plan" | sed -n 's/^Execution Time: \([0-9.]*\) ms/\1/p')
   python3 -c "ms = float('$ms'); print(f'=> EXPLAIN ANALYZE: {ms:.0f} ms for $n unprocessed rows: {ms * 1000 / $n:.2f} µs per unprocessed row (per-node timing inflates it)')"
   # Without instrumentation: the query as the exporter runs it, and a plain GROUP BY over the
   # same rows as the baseline; three runs each, the median.
   timed() {
-    psql -d "$db" -c "SET jit = off" -c '\timing on' -c "SELECT count(*) FROM ($1) AS timed" \
+    psql -d "$db" -c "$session" -c '\timing on' -c "SELECT count(*) FROM ($1) AS timed" \
       -c "SELECT count(*) FROM ($1) AS timed" -c "SELECT count(*) FROM ($1) AS timed" |
       sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | sort -n | sed -n 2p
   }

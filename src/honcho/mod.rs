@@ -117,12 +117,12 @@ pub enum ClientBuildError {
         reason: String,
     },
     /// The token file could not be read.
-    #[error("cannot read the Honcho token file {path}: {source}")]
+    #[error("cannot read the Honcho token file {path}: {error}")]
     TokenFile {
         /// The file.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error (in the message, not a `source()`: a full chain would repeat it).
+        error: std::io::Error,
     },
     /// TLS or HTTP client setup failed.
     #[error("cannot set up the HTTP client: {0}")]
@@ -621,9 +621,9 @@ impl TokenProvider {
             TokenSource::Env(secret) => (None, bearer(secret)),
             TokenSource::File(path) => {
                 let (modified, secret) =
-                    read_token_file(path).map_err(|source| ClientBuildError::TokenFile {
+                    read_token_file(path).map_err(|error| ClientBuildError::TokenFile {
                         path: path.clone(),
-                        source,
+                        error,
                     })?;
                 (modified, bearer(&secret))
             }

@@ -546,6 +546,7 @@ impl Poller {
                 generation,
                 status_split: state.status_split,
                 work_units_available: state.work_units_available,
+                token_reload_errors: self.client.token_reload_errors(),
             },
         }
     }

@@ -508,6 +508,8 @@ pub struct ExporterStats {
     pub status_split: Option<bool>,
     /// Whether queue/work-units exists, once known.
     pub work_units_available: Option<bool>,
+    /// Changes of the token file not used, by reason; `None` when the token is not from a file.
+    pub token_reload_errors: Option<BTreeMap<&'static str, u64>>,
 }
 
 /// One poll cycle's immutable result.

@@ -389,6 +389,58 @@ async fn token_never_leaks_and_rotation_needs_no_restart(log_format: &str) {
     assert!(exporter.is_running(), "rotation needed no restart");
     assert!(sum(&accepted, "honcho_queue_items", &[]) >= 0.0);
 
+    // Emptied while running: the last good token stays in use, counted once.
+    let rejected_401 = |samples: &[ParsedSample]| {
+        sum(
+            samples,
+            "honcho_exporter_poll_errors_total",
+            &[("reason", "http_401")],
+        )
+    };
+    let before = rejected_401(&accepted);
+    std::fs::write(&token_file, "\n").expect("empty the token file");
+    let emptied = scrape_until(
+        &client,
+        &base,
+        Duration::from_secs(30),
+        "the emptied token file counted",
+        |samples| {
+            value(
+                samples,
+                "honcho_exporter_token_reload_errors_total",
+                &[("reason", "empty")],
+            ) == Some(1.0)
+        },
+    )
+    .await;
+    let cycles = poll_cycles(&emptied);
+    let later = scrape_until(
+        &client,
+        &base,
+        Duration::from_secs(30),
+        "two more poll cycles with the emptied token file",
+        |samples| poll_cycles(samples) >= cycles + 2.0,
+    )
+    .await;
+    assert_eq!(
+        rejected_401(&later),
+        before,
+        "no request went without the token"
+    );
+    assert_eq!(
+        value(&later, "honcho_exporter_up", &[("endpoint", "discovery")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &later,
+            "honcho_exporter_token_reload_errors_total",
+            &[("reason", "empty")]
+        ),
+        Some(1.0),
+        "one version of the file counts once"
+    );
+
     for path in [
         "/metrics",
         "/",
@@ -416,6 +468,13 @@ async fn token_never_leaks_and_rotation_needs_no_restart(log_format: &str) {
     assert!(
         stderr.contains("token file changed"),
         "the rotation is logged (without the token): {stderr}"
+    );
+    assert_eq!(
+        stderr
+            .matches("cannot be used; keeping the previous token")
+            .count(),
+        1,
+        "the emptied file is logged once: {stderr}"
     );
     assert!(
         stderr.contains("http_401"),

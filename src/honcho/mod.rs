@@ -1,7 +1,8 @@
 //! The HTTP client for Honcho's queue API, all three generations (see `shared/honcho-api.md`).
 //!
 //! Owns: building requests (paths per API version, the bearer token, the verbatim cursor),
-//! retries with capped exponential backoff + jitter honouring `Retry-After`, a bound on the
+//! retries with capped exponential backoff + jitter honouring `Retry-After` (429 and 5xx, held
+//! across calls), a bound on the
 //! request rate, the response size cap, and counting requests per endpoint and status code.
 //! It does not aggregate (that is [`crate::snapshot`]) and keeps no queue data between calls:
 //! the work-units walk hands each page to the caller and drops it.
@@ -96,8 +97,9 @@ struct ClientInner {
     max_backoff: Duration,
     request_budget: Duration,
     rate: RateLimiter,
-    /// Set by a 429 with `Retry-After`: no request leaves before this instant, in any cycle.
-    not_before: Mutex<Option<Instant>>,
+    /// Set by a 429 or 5xx with `Retry-After`: no request leaves before this instant, in any
+    /// cycle; with the status that asked for it (reported by the requests not sent).
+    not_before: Mutex<Option<(Instant, u16)>>,
     requests: Mutex<RequestCounts>,
 }
 
@@ -321,11 +323,11 @@ impl Client {
         let deadline = Instant::now() + inner.request_budget;
         let mut attempt = 0;
         loop {
-            if let Some(wait) = self.retry_after_wait() {
+            if let Some((wait, status)) = self.retry_after_wait() {
                 if Instant::now() + wait >= deadline {
                     // Honcho asked not to come back yet: fail without sending anything.
                     return Err(UpstreamError::Status {
-                        status: 429,
+                        status,
                         detail: format!("not sent: honouring Retry-After for {wait:?} more"),
                         retry_after: Some(wait),
                     });
@@ -354,12 +356,13 @@ impl Client {
                 Err(error) => error,
             };
             if let UpstreamError::Status {
-                status: 429,
+                status,
                 retry_after: Some(retry_after),
                 ..
             } = &error
+                && (*status == 429 || *status >= 500)
             {
-                self.hold_off(*retry_after);
+                self.hold_off(*retry_after, *status);
             }
             if !error.is_retryable() || attempt >= inner.retries {
                 return Err(error);
@@ -447,28 +450,32 @@ impl Client {
         }
     }
 
-    /// How long to wait before the next request may leave, if a `Retry-After` is pending.
-    fn retry_after_wait(&self) -> Option<Duration> {
+    /// How long to wait before the next request may leave, if a `Retry-After` is pending, and
+    /// the status that asked for it.
+    fn retry_after_wait(&self) -> Option<(Duration, u16)> {
         let not_before = *self
             .inner
             .not_before
             .lock()
             .expect("Retry-After lock is never poisoned: no panics while held");
         not_before
-            .map(|instant| instant.saturating_duration_since(Instant::now()))
-            .filter(|wait| !wait.is_zero())
+            .map(|(instant, status)| (instant.saturating_duration_since(Instant::now()), status))
+            .filter(|(wait, _)| !wait.is_zero())
     }
 
-    /// Remembers a 429's `Retry-After` (bounded) so that no request leaves before it, in this
-    /// poll cycle or the next ones.
-    fn hold_off(&self, retry_after: Duration) {
+    /// Remembers the `Retry-After` of a 429 or 5xx (503) (bounded) so that no request leaves
+    /// before it, in this poll cycle or the next ones.
+    fn hold_off(&self, retry_after: Duration, status: u16) {
         let until = Instant::now() + retry_after.min(MAX_HONOURED_RETRY_AFTER);
         let mut not_before = self
             .inner
             .not_before
             .lock()
             .expect("Retry-After lock is never poisoned: no panics while held");
-        *not_before = Some(not_before.map_or(until, |current| current.max(until)));
+        *not_before = Some(match *not_before {
+            Some((current, current_status)) if current >= until => (current, current_status),
+            _ => (until, status),
+        });
     }
 
     fn count(&self, endpoint: Endpoint, code: &str) {
@@ -508,20 +515,21 @@ pub fn backoff_delay(attempt: u32, initial: Duration, max: Duration) -> Duration
     half + Duration::from_millis(jitter)
 }
 
-/// `Retry-After` as delta-seconds or an HTTP date.
+/// `Retry-After` as delta-seconds or an HTTP date in any of the three formats of RFC 9110
+/// (IMF-fixdate, RFC 850, asctime), capped at [`MAX_HONOURED_RETRY_AFTER`]: a number too large
+/// for u64 or a date years ahead still means "not now", so it is capped, never ignored.
 fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let target =
-        SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(date.timestamp()).ok()?);
-    Some(
-        target
-            .duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
+    let wait = if !value.is_empty() && value.bytes().all(|byte| byte.is_ascii_digit()) {
+        value
+            .parse::<u64>()
+            .map_or(MAX_HONOURED_RETRY_AFTER, Duration::from_secs)
+    } else {
+        let date = httpdate::parse_http_date(value).ok()?;
+        date.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO)
+    };
+    Some(wait.min(MAX_HONOURED_RETRY_AFTER))
 }
 
 /// Honcho's `{"detail": "..."}` text (strings only; FastAPI's validation lists are summarised),
@@ -853,11 +861,88 @@ mod tests {
     #[test]
     fn retry_after_accepts_seconds_and_http_dates() {
         assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
         assert_eq!(
             parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(parse_retry_after("-5"), None);
+        assert_eq!(parse_retry_after(""), None);
+    }
+
+    #[test]
+    fn retry_after_accepts_the_three_http_date_formats_of_rfc_9110() {
+        let in_a_minute = chrono::Utc::now() + chrono::TimeDelta::seconds(60);
+        for (format, pattern) in [
+            ("IMF-fixdate", "%a, %d %b %Y %H:%M:%S GMT"),
+            ("RFC 850", "%A, %d-%b-%y %H:%M:%S GMT"),
+            ("asctime", "%a %b %e %H:%M:%S %Y"),
+        ] {
+            let text = in_a_minute.format(pattern).to_string();
+            let wait = parse_retry_after(&text)
+                .unwrap_or_else(|| panic!("{format} date {text:?} not accepted"));
+            assert!(
+                wait > Duration::from_secs(50) && wait <= Duration::from_secs(60),
+                "{format} date {text:?}: {wait:?}"
+            );
+        }
+        // The examples of RFC 9110 section 5.6.7, long past: no wait.
+        for past in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+        ] {
+            assert_eq!(parse_retry_after(past), Some(Duration::ZERO), "{past}");
+        }
+    }
+
+    #[test]
+    fn retry_after_beyond_the_cap_is_capped_not_ignored() {
+        for huge in [
+            "99999999999999999999999",
+            "18446744073709551615",
+            "99999999999",
+            "301",
+        ] {
+            assert_eq!(
+                parse_retry_after(huge),
+                Some(MAX_HONOURED_RETRY_AFTER),
+                "{huge}"
+            );
+        }
+        let next_year = (chrono::Utc::now() + chrono::TimeDelta::days(365))
+            .format("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string();
+        assert_eq!(
+            parse_retry_after(&next_year),
+            Some(MAX_HONOURED_RETRY_AFTER)
+        );
+    }
+
+    #[tokio::test]
+    async fn retry_after_on_503_is_held_across_calls_like_on_429() {
+        for status in ["503 Service Unavailable", "429 Too Many Requests"] {
+            let (url, mut requests) = fake_honcho(status, "retry-after: 20\r\n").await;
+            let settings = crate::config::Settings::with_url(url.parse().expect("test URL"));
+            // Default retries; a 2 s request budget, as a 2 s poll interval would have.
+            let client = Client::new(&settings.honcho, Duration::from_secs(2)).expect("client");
+            let mut sent = 0;
+            for cycle in 0..4 {
+                let error = status_error(&client).await;
+                assert!(
+                    error.to_string().contains(&status[..3]),
+                    "{status} cycle {cycle}: {error}"
+                );
+                while requests.try_recv().is_ok() {
+                    sent += 1;
+                }
+            }
+            assert_eq!(
+                sent, 1,
+                "{status}: requests sent in 4 cycles within Retry-After: 20"
+            );
+        }
     }
 
     fn client_for(url: &str) -> Client {

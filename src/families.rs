@@ -153,6 +153,11 @@ fn work_unit_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
         "1 if the last work-units walk of the workspace stopped at the page cap, so the work-unit numbers cover only the oldest units",
         MetricType::Gauge,
     );
+    let mut invalid_timestamps = MetricFamily::new(
+        "honcho_exporter_work_units_invalid_timestamp",
+        "Work units of the last walk of the workspace whose oldest_item_at is not a timestamp: their age is unknown, so they are counted in no state",
+        MetricType::Gauge,
+    );
     for (workspace, data) in &snapshot.workspaces {
         if data
             .health
@@ -166,6 +171,10 @@ fn work_unit_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
         let Some(aggregate) = &data.work_units else {
             continue;
         };
+        invalid_timestamps.push(
+            labels(&[("workspace", workspace)]),
+            aggregate.invalid_timestamps as f64,
+        );
         for task_type in TaskType::ALL {
             // `other` exists only while a unit of an unknown task type does.
             if task_type == TaskType::Other && !aggregate.has_units(TaskType::Other) {
@@ -207,6 +216,7 @@ fn work_unit_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
         unit_until_threshold,
         unit_tokens,
         truncated,
+        invalid_timestamps,
     ]);
 }
 

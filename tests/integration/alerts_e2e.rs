@@ -406,6 +406,9 @@ fn every_e2e_override_marks_a_line_of_the_shipped_rules() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_alert_fires_for_its_scenario_and_every_panel_has_data() {
+    if !crate::util::require_tool("prometheus", "Debian package `prometheus`") {
+        return;
+    }
     let run_start = Instant::now();
     let mut timeline: Vec<(f64, String)> = Vec::new();
     let mark = |timeline: &mut Vec<(f64, String)>, what: String| {

@@ -24,7 +24,7 @@ fn readme_configuration_table_is_generated_from_the_settings_table() {
         .find(END)
         .expect("README.md has the settings-table:end marker");
     let expected = honcho_exporter::config::table::markdown_reference();
-    if &readme[begin_line_end..end] == expected {
+    if readme[begin_line_end..end] == expected {
         return;
     }
     if std::env::var("UPDATE_README").is_ok_and(|value| value == "1") {

@@ -485,6 +485,9 @@ pub async fn query_until(
 
 #[tokio::test]
 async fn a_real_prometheus_scrapes_the_exporter() {
+    if !crate::util::require_tool("prometheus", "Debian package `prometheus`") {
+        return;
+    }
     let honcho = ReplayServer::start(dev_routes()).await;
     let mut settings = test_settings(&honcho.url);
     settings.poll.interval = Duration::from_secs(1);

@@ -12,6 +12,7 @@ mod fixtures_replay;
 mod fuzz_corpus;
 mod golden;
 mod process;
+mod settings_table;
 mod util;
 mod validators;
 mod web_config;

@@ -20,8 +20,8 @@ Rule files:
   * every metric an expression uses is exported, or recorded by a rule file;
   * alerts: `Honcho…` CamelCase names, a `severity` label (critical|warning|info), summary,
     description and a runbook_url pointing at docs/runbook.md#<lowercased alert name>, with that
-    section present in the runbook; `for:` and thresholds carry `# param:<Alert>.<name>`
-    markers, each documented in deploy/prometheus/README.md.
+    section present in the runbook. (The `# param:<Alert>.<name>` markers of thresholds and
+    `for:` durations are checked in Rust: tests/integration/dashboards.rs.)
 
 Exits 1 and prints one line per problem (file, panel or rule, problem) if anything is wrong.
 Metric names are parsed out of PromQL roughly (strings and label lists removed first); that is
@@ -48,8 +48,6 @@ DATASOURCE_REF = {"${datasource}", "$datasource"}
 GRAFANA_BUILTIN_DATASOURCE = {"type": "grafana", "uid": "-- Grafana --"}
 LABEL_LIST_KEYWORDS = ("by", "without", "on", "ignoring", "group_left", "group_right")
 RANGE_FUNCTIONS_FOR_COUNTERS = ("rate", "irate", "increase")
-PARAM_MARKER = re.compile(r"#\s*param:([A-Za-z]+)\.([a-z_]+)\s*$")
-PARAM_VALUE = re.compile(r'(?:"([^"]*)"|(\d+(?:\.\d+)?(?:ms|s|m|h|d|w|y)?))')
 
 
 class Problems:
@@ -363,14 +361,7 @@ def recorded_names(rule_files: list[Path]) -> set[str]:
     return names
 
 
-def documented_params(readme: Path) -> set[str]:
-    try:
-        return set(re.findall(r"`([A-Za-z]+\.[a-z_]+)`", readme.read_text()))
-    except OSError:
-        return set()
-
-
-def lint_rules(path: Path, catalogue: MetricCatalogue, runbook: Path, readme: Path, problems: Problems) -> None:
+def lint_rules(path: Path, catalogue: MetricCatalogue, runbook: Path, problems: Problems) -> None:
     file = str(path)
     try:
         text = path.read_text()
@@ -384,7 +375,6 @@ def lint_rules(path: Path, catalogue: MetricCatalogue, runbook: Path, readme: Pa
         runbook_text = ""
         problems.add(file, "rules", f"runbook {os.path.relpath(runbook)} not found")
     runbook_headings = set(re.findall(r"^## (\S+)\s*$", runbook_text, flags=re.M))
-    params = documented_params(readme)
 
     alerts = set()
     for group in data.get("groups", []) or []:
@@ -413,26 +403,6 @@ def lint_rules(path: Path, catalogue: MetricCatalogue, runbook: Path, readme: Pa
                 problems.add(file, where, f'docs/runbook.md has no section "## {name}"')
             if "for" not in rule:
                 problems.add(file, where, "no for: duration")
-
-    # Parameter markers: on the raw text, since YAML and PromQL comments are not in the data.
-    marked = set()
-    for line_number, line in enumerate(text.splitlines(), start=1):
-        marker = PARAM_MARKER.search(line)
-        if not marker:
-            continue
-        alert, param = marker.groups()
-        key = f"{alert}.{param}"
-        where = f"line {line_number}"
-        marked.add(key)
-        if alert not in alerts:
-            problems.add(file, where, f"param marker {key} names no alert in this file")
-        if not PARAM_VALUE.findall(line[: marker.start()]):
-            problems.add(file, where, f"param marker {key} has no value (a number, duration or string) before it")
-        if key not in params:
-            problems.add(file, where, f"param {key} is not documented in {os.path.relpath(readme)}")
-    for alert in sorted(alerts):
-        if f"{alert}.for" not in marked:
-            problems.add(file, f"alert {alert}", f"its for: line needs a `# param:{alert}.for` marker")
 
 
 # --------------------------------------------------------------------------- promtool hand-off
@@ -483,7 +453,6 @@ def main() -> int:
     parser.add_argument("--exported-metrics", type=Path, default=ROOT / "dashboards/exported-metrics.txt")
     parser.add_argument("--honcho-metrics", type=Path, default=ROOT / "dashboards/honcho-own-metrics.txt")
     parser.add_argument("--runbook", type=Path, default=ROOT / "docs/runbook.md")
-    parser.add_argument("--rules-readme", type=Path, default=ROOT / "deploy/prometheus/README.md")
     parser.add_argument("--emit-promql-rules", type=Path, metavar="FILE",
                         help="also write every dashboard query into FILE as a rule file, for `promtool check rules`")
     args = parser.parse_args()
@@ -506,7 +475,7 @@ def main() -> int:
     for path in dashboards:
         lint_dashboard(path, catalogue, seen_uids, problems)
     for path in rule_files:
-        lint_rules(path, catalogue, args.runbook, args.rules_readme, problems)
+        lint_rules(path, catalogue, args.runbook, problems)
 
     if args.emit_promql_rules:
         args.emit_promql_rules.write_text(json.dumps(panel_queries_as_rules(dashboards), indent=2))

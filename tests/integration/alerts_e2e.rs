@@ -22,9 +22,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use honcho_exporter::app::Exporter;
 use honcho_exporter::config::{Scope, Secret, Settings, TokenSource};
-use honcho_exporter::simulator::{
-    Generation, Scale, Scenario, SimAuth, Simulator, SimulatorConfig,
-};
+use honcho_sim::{Generation, Scale, Scenario, SimAuth, Simulator, SimulatorConfig};
 use serde_json::Value;
 
 use crate::end_to_end::{PrometheusProcess, free_port, query_until, start_prometheus, start_ready};
@@ -118,49 +116,6 @@ const E2E_OVERRIDES: &[ParamOverride] = &[
         value: "5s",
     },
 ];
-
-/// Rewrites a copy of a rules file: on every line ending in `# param:<key>`, the last number or
-/// duration before the `#` (for `*_regex` keys: the last double-quoted string) becomes the new
-/// value (`deploy/prometheus/e2e-overrides.md`). Fails naming the key when a key marks no line:
-/// the rules changed and the test would silently run with production values.
-fn apply_overrides(rules: &str, overrides: &[(&str, &str)]) -> Result<String, String> {
-    let number = regex::Regex::new(r"\d+(?:\.\d+)?(?:ms|s|m|h|d|w|y)?").expect("valid regex");
-    let quoted = regex::Regex::new(r#""(?:[^"\\]|\\.)*""#).expect("valid regex");
-    let mut lines: Vec<String> = rules.lines().map(str::to_owned).collect();
-    for (key, value) in overrides {
-        let marker = format!("# param:{key}");
-        let mut changed = 0;
-        for line in &mut lines {
-            let Some(prefix) = line.trim_end().strip_suffix(marker.as_str()) else {
-                continue;
-            };
-            let (pattern, replacement) = if key.ends_with("_regex") {
-                (&quoted, format!("\"{value}\""))
-            } else {
-                (&number, (*value).to_owned())
-            };
-            let last = pattern.find_iter(prefix).last().ok_or_else(|| {
-                format!("the line marked `{marker}` has no value to override: {line}")
-            })?;
-            *line = format!(
-                "{}{}{}{}",
-                &prefix[..last.start()],
-                replacement,
-                &prefix[last.end()..],
-                marker
-            );
-            changed += 1;
-        }
-        if changed == 0 {
-            return Err(format!(
-                "no line of the rules ends in `{marker}`: the rules changed, update the e2e overrides"
-            ));
-        }
-    }
-    let mut rewritten = lines.join("\n");
-    rewritten.push('\n');
-    Ok(rewritten)
-}
 
 /// The repository root.
 fn repo_path(relative: &str) -> PathBuf {
@@ -378,36 +333,20 @@ fn substitute(expr: &str, instance: &str, workspaces: &str) -> String {
 }
 
 #[test]
-fn overrides_rewrite_the_last_value_before_the_marker() {
-    let rules = "expr: x[5m] > 3600 # param:A.threshold\nfor: 10m # param:A.for\nup{job=~\"a\"} # param:A.job_regex\n";
-    let out = apply_overrides(
-        rules,
-        &[
-            ("A.threshold", "60"),
-            ("A.for", "5s"),
-            ("A.job_regex", "e2e"),
-        ],
-    )
-    .expect("every key marks a line");
-    assert_eq!(
-        out,
-        "expr: x[5m] > 60 # param:A.threshold\nfor: 5s # param:A.for\nup{job=~\"e2e\"} # param:A.job_regex\n"
-    );
-    let missing = apply_overrides(rules, &[("B.for", "5s")]).expect_err("B marks nothing");
-    assert!(missing.contains("# param:B.for"), "{missing}");
-}
-
-#[test]
 fn every_e2e_override_marks_a_line_of_the_shipped_rules() {
     let rules = std::fs::read_to_string(repo_path("deploy/prometheus/honcho-exporter.rules.yml"))
         .expect("read the rules");
     let overrides: Vec<(&str, &str)> = E2E_OVERRIDES.iter().map(|o| (o.key, o.value)).collect();
-    let rewritten = apply_overrides(&rules, &overrides).unwrap_or_else(|error| panic!("{error}"));
+    let rewritten = crate::dashboards::apply_overrides(&rules, &overrides)
+        .unwrap_or_else(|error| panic!("{error}"));
     assert_ne!(rewritten, rules);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_alert_fires_for_its_scenario_and_every_panel_has_data() {
+    if !crate::util::require_tool("prometheus", "Debian package `prometheus`") {
+        return;
+    }
     let run_start = Instant::now();
     let mut timeline: Vec<(f64, String)> = Vec::new();
     let mark = |timeline: &mut Vec<(f64, String)>, what: String| {
@@ -484,7 +423,8 @@ async fn every_alert_fires_for_its_scenario_and_every_panel_has_data() {
     let shipped = std::fs::read_to_string(repo_path("deploy/prometheus/honcho-exporter.rules.yml"))
         .expect("read the rules");
     let overrides: Vec<(&str, &str)> = E2E_OVERRIDES.iter().map(|o| (o.key, o.value)).collect();
-    let rewritten = apply_overrides(&shipped, &overrides).unwrap_or_else(|error| panic!("{error}"));
+    let rewritten = crate::dashboards::apply_overrides(&shipped, &overrides)
+        .unwrap_or_else(|error| panic!("{error}"));
     std::fs::write(&rules_path, rewritten).expect("write the rewritten rules");
     let mut config = format!(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - '{}'\n\

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine with a Rust toolchain. Installs what it needs:
-# Debian's `prometheus` package (prometheus + promtool) and Python's `prometheus_client` (the
+# Debian's `prometheus` package (prometheus + promtool), `prometheus-alertmanager`
+# (prometheus-alertmanager + amtool) and Python's `prometheus_client` (the
 # strict OpenMetrics parser). Then: fmt, clippy, cargo tests, and every scripts/checks/*.sh.
 set -euo pipefail
 # Every test that needs an outside tool runs: a missing tool is a failure, not a skip.
@@ -9,6 +10,7 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+{ command -v amtool && command -v prometheus-alertmanager; } >/dev/null 2>&1 || need_apt+=(prometheus-alertmanager)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing ${need_apt[*]} (apt)"
@@ -16,7 +18,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
   # Debian starts the packaged Prometheus as a service; the tests start their own.
-  if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus prometheus-node-exporter 2>/dev/null || true; fi
+  if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus prometheus-node-exporter prometheus-alertmanager 2>/dev/null || true; fi
 fi
 python_needs=()
 python3 -c 'import prometheus_client' 2>/dev/null || python_needs+=(prometheus_client)

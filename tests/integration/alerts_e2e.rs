@@ -383,8 +383,20 @@ struct PanelUse {
 const PANEL_SCENARIOS: &[PanelUse] = &[
     PanelUse {
         dashboard: "honcho-queue-overview",
-        title: "Oldest pending item age",
+        title: "Oldest ready item age",
         scenario: "deriver_down",
+        shows: None,
+    },
+    PanelUse {
+        dashboard: "honcho-queue-overview",
+        title: "Max ready age",
+        scenario: "deriver_down",
+        shows: None,
+    },
+    PanelUse {
+        dashboard: "honcho-queue-overview",
+        title: "Oldest stalled item age",
+        scenario: "stall_then_overdue",
         shows: None,
     },
     PanelUse {

@@ -26,13 +26,16 @@
 //! - [`server`]: the hyper HTTP server: `/metrics`, `/`, `/-/healthy`, `/-/ready`.
 //! - [`web_config`]: exporter-toolkit style `--web.config.file` (TLS, basic auth).
 //! - [`process`]: the exporter's own process metrics (RSS, CPU, fds, start time), read at scrape.
-//! - [`simulator`]: a deterministic Honcho simulator serving all three API generations over real
-//!   HTTP, with fault knobs; used by `demo`, the tests and the benchmarks.
-//! - [`demo`]: `honcho_exporter demo`: simulator + exporter on loopback.
+//! - `demo` (cargo feature `demo`, on by default): `honcho_exporter demo`: the simulated Honcho
+//!   (the workspace crate `honcho-sim`, `crates/honcho-sim`) + the exporter on loopback.
+//!
+//! The simulator is its own crate (`honcho_sim`): it must not depend on the exporter, and the
+//! exporter uses it only for `demo` and as a dev-dependency (tests, benchmarks).
 
 pub mod app;
 pub mod classify;
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod exposition;
 pub mod families;
@@ -41,7 +44,6 @@ pub mod metric;
 pub mod poller;
 pub mod process;
 pub mod server;
-pub mod simulator;
 pub mod snapshot;
 pub mod web_config;
 

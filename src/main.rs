@@ -41,6 +41,7 @@ fn main() -> ExitCode {
             init_logging(&settings.log);
             runtime().and_then(|runtime| runtime.block_on(run(*settings, args)))
         }
+        #[cfg(feature = "demo")]
         Command::Demo(options) => {
             init_logging(&LogSettings {
                 level: "info".to_string(),

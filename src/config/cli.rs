@@ -12,7 +12,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::Parser;
+#[cfg(feature = "demo")]
+use clap::{Args, Subcommand};
 
 use super::Settings;
 use super::error::ConfigError;
@@ -26,7 +28,8 @@ pub enum Command {
     Run(Box<Settings>),
     /// `--config.check`: the settings are valid; print `configuration OK` and exit 0.
     Check(Box<Settings>),
-    /// `demo`: simulator + exporter on loopback.
+    /// `demo`: simulator + exporter on loopback (only with the `demo` cargo feature).
+    #[cfg(feature = "demo")]
     Demo(DemoOptions),
     /// `--version`: print the version and exit 0.
     Version,
@@ -67,6 +70,7 @@ The Honcho token is read from --honcho.token-file or HONCHO_EXPORTER_HONCHO_TOKE
     args_conflicts_with_subcommands = true
 )]
 struct Cli {
+    #[cfg(feature = "demo")]
     #[command(subcommand)]
     subcommand: Option<CliSubcommand>,
 
@@ -161,12 +165,14 @@ struct Cli {
     version: bool,
 }
 
+#[cfg(feature = "demo")]
 #[derive(Debug, Subcommand)]
 enum CliSubcommand {
     /// Run a simulated Honcho and the exporter against it on loopback, and print where to look.
     Demo(DemoArgs),
 }
 
+#[cfg(feature = "demo")]
 #[derive(Debug, Args)]
 struct DemoArgs {
     /// Where the demo exporter listens.
@@ -196,6 +202,7 @@ struct DemoArgs {
     poll_interval: Duration,
 }
 
+#[cfg(feature = "demo")]
 fn parse_demo_interval(text: &str) -> Result<Duration, String> {
     let interval = super::duration::parse_duration(text)?;
     if interval.is_zero() {
@@ -237,6 +244,7 @@ where
     if cli.version {
         return Ok(Command::Version);
     }
+    #[cfg(feature = "demo")]
     if let Some(CliSubcommand::Demo(demo)) = cli.subcommand {
         return Ok(Command::Demo(DemoOptions {
             listen_address: demo.listen_address,

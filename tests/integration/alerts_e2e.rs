@@ -30,9 +30,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use honcho_exporter::app::Exporter;
 use honcho_exporter::config::{Scope, Secret, Settings, TokenSource};
-use honcho_exporter::simulator::{
-    Generation, Scale, Scenario, SimAuth, Simulator, SimulatorConfig,
-};
+use honcho_sim::{Generation, Scale, Scenario, SimAuth, Simulator, SimulatorConfig};
 use serde_json::Value;
 
 use crate::end_to_end::{PrometheusProcess, free_port, query_until, start_prometheus, start_ready};

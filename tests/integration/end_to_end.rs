@@ -539,7 +539,7 @@ async fn a_real_prometheus_scrapes_the_exporter() {
 
 #[tokio::test]
 async fn shards_poll_disjoint_workspaces_whose_union_is_all_of_them() {
-    use honcho_exporter::simulator::{Generation, Scale, Scenario, Simulator, SimulatorConfig};
+    use honcho_sim::{Generation, Scale, Scenario, Simulator, SimulatorConfig};
     let simulator = Simulator::start(SimulatorConfig {
         scenario: Scenario::Healthy,
         scale: Scale {

@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use honcho_exporter::config::Settings;
-use honcho_exporter::simulator::{
+use honcho_sim::{
     EndpointKind, FaultAction, FaultRule, Faults, Generation, Scale, Scenario, Simulator,
     SimulatorConfig, SimulatorHandle,
 };

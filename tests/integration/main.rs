@@ -12,8 +12,6 @@ mod fixtures_replay;
 mod fuzz_corpus;
 mod golden;
 mod process;
-mod simulator_contract;
-mod simulator_faults;
 mod util;
 mod validators;
 mod web_config;

@@ -13,10 +13,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use honcho_exporter::simulator::{Generation, Simulator, SimulatorConfig};
+use honcho_sim::{Generation, Simulator, SimulatorConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -27,7 +27,37 @@ use crate::end_to_end::{free_port, test_settings};
 use crate::util::{ParsedSample, parse_samples, select, sum};
 
 const EXPORTER: &str = env!("CARGO_BIN_EXE_honcho_exporter");
-const SIMULATOR: &str = env!("CARGO_BIN_EXE_honcho-sim");
+
+/// The `honcho-sim` binary of the workspace crate `crates/honcho-sim`, next to the exporter's
+/// binary. `cargo test` at the workspace root builds it; a run limited to this package
+/// (`cargo test -p honcho_exporter`) does not, so it is built here once when missing.
+fn simulator_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let binary = Path::new(EXPORTER).with_file_name("honcho-sim");
+        if !binary.exists() {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+            let mut build = Command::new(cargo);
+            build.args([
+                "build",
+                "--quiet",
+                "-p",
+                "honcho-sim",
+                "--bin",
+                "honcho-sim",
+            ]);
+            if !cfg!(debug_assertions) {
+                build.arg("--release");
+            }
+            let status = build
+                .status()
+                .unwrap_or_else(|error| panic!("cannot run cargo to build honcho-sim: {error}"));
+            assert!(status.success(), "cargo build -p honcho-sim failed");
+        }
+        assert!(binary.exists(), "{} is missing", binary.display());
+        binary
+    })
+}
 
 /// The token the simulated Honcho accepts; distinctive so a leak cannot hide in other text.
 const RIGHT_TOKEN: &str = "hx-RIGHT-7c1f9e2d4b6a8c0e-token";
@@ -174,7 +204,7 @@ fn capture(
 /// Starts `honcho-sim` on a free loopback port; returns it and its base URL.
 async fn start_simulator(args: &[&str]) -> (Running, String) {
     let sim = Running::spawn(
-        Command::new(SIMULATOR)
+        Command::new(simulator_binary())
             .args(["--listen", "127.0.0.1:0"])
             .args(args),
     );

@@ -44,7 +44,7 @@ trap print_stage_times EXIT
 stage "install missing tools"
 need_apt=()
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
-command -v amtool >/dev/null 2>&1 || need_apt+=(prometheus-alertmanager)
+{ command -v amtool && command -v prometheus-alertmanager; } >/dev/null 2>&1 || need_apt+=(prometheus-alertmanager)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need_apt+=(postgresql)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then

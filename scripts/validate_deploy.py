@@ -68,6 +68,8 @@ CRD_REQUIRED = {
     # kind: (apiVersion, spec paths that must be present, what each must be)
     "ServiceMonitor": ("monitoring.coreos.com/v1", {"selector": dict, "endpoints": list}),
     "PrometheusRule": ("monitoring.coreos.com/v1", {"groups": list}),
+    # Honcho's own metrics (kubernetes/honcho-metrics/).
+    "PodMonitor": ("monitoring.coreos.com/v1", {"selector": dict, "podMetricsEndpoints": list}),
 }
 SYSTEMD_REQUIRED = {
     "DynamicUser": "yes",
@@ -226,6 +228,14 @@ def check_crd_structure(doc: dict, where: str) -> list[str]:
         for index, endpoint in enumerate(spec.get("endpoints") or []):
             if not (endpoint.get("port") or endpoint.get("targetPort")):
                 problems.append(f"{where}: ServiceMonitor endpoint #{index} names no port")
+    if kind == "PodMonitor":
+        for index, endpoint in enumerate(spec.get("podMetricsEndpoints") or []):
+            if not (endpoint.get("port") or endpoint.get("portNumber") or endpoint.get("targetPort")):
+                problems.append(f"{where}: PodMonitor endpoint #{index} names no port")
+            # Honcho labels its series namespace="honcho": without honorLabels the Kubernetes
+            # namespace target label would rename it exported_namespace.
+            if endpoint.get("honorLabels") is not True:
+                problems.append(f"{where}: PodMonitor endpoint #{index} must set honorLabels: true (keeps Honcho's namespace label)")
     if kind == "PrometheusRule":
         for group in spec.get("groups") or []:
             if not group.get("name") or not isinstance(group.get("rules"), list):

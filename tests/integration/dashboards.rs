@@ -8,7 +8,7 @@
 //! `dashboards/exported-metrics.txt`, every panel query parsed by promtool) is
 //! `scripts/checks/dashboards.sh`; `promtool test rules` is `scripts/checks/rules.sh`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::path::PathBuf;
 
@@ -258,19 +258,26 @@ fn overriding_every_marker_keeps_the_rules_valid() {
         return;
     }
     let rules = read("deploy/prometheus/honcho-exporter.rules.yml");
-    let keys: BTreeSet<String> = param_markers(&rules).into_iter().map(|m| m.key).collect();
-    let overrides: Vec<(&str, &str)> = keys
-        .iter()
-        .map(|key| {
-            let value = if key.ends_with("_regex") {
+    // Each key gets a small value of its current kind: a duration stays a duration.
+    let lines: Vec<&str> = rules.lines().collect();
+    let kinds: BTreeMap<String, &str> = param_markers(&rules)
+        .into_iter()
+        .map(|marker| {
+            let before = &lines[marker.line][..marker.start];
+            let current = value_span(&marker.key, before).map_or("", |span| &before[span]);
+            let value = if marker.key.ends_with("_regex") {
                 "e2e"
-            } else if key.ends_with(".for") || key.ends_with("window") {
+            } else if current.ends_with(|c: char| c.is_ascii_alphabetic()) {
                 "10s"
             } else {
                 "1"
             };
-            (key.as_str(), value)
+            (marker.key, value)
         })
+        .collect();
+    let overrides: Vec<(&str, &str)> = kinds
+        .iter()
+        .map(|(key, value)| (key.as_str(), *value))
         .collect();
     let rewritten = apply_overrides(&rules, &overrides).unwrap_or_else(|error| panic!("{error}"));
     assert_ne!(rewritten, rules);

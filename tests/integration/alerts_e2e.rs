@@ -1,4 +1,4 @@
-//! Issue 3's live proof: every alert of `deploy/prometheus/honcho-exporter.rules.yml` reaches
+//! The alerts' live proof: every alert of `deploy/prometheus/honcho-exporter.rules.yml` reaches
 //! `firing` in the scenario it is written for, none fires for a healthy Honcho, and every panel
 //! query of `dashboards/*.json` returns data for the scenario it is meant for, all on ONE real
 //! Prometheus (Debian's `prometheus`) scraping in-process exporters that poll in-process

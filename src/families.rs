@@ -12,6 +12,14 @@ use crate::snapshot::{EndpointHealth, Snapshot, WorkspaceSnapshot};
 
 type Labels = Vec<(&'static str, String)>;
 
+/// The label naming which Honcho API endpoint (or, later, data source) a poll, request or error
+/// belongs to: `status`, `work_units`, `discovery`, `scope`. Named `upstream`, not `endpoint`:
+/// prometheus-operator attaches an `endpoint` target label to every series it scrapes, and with
+/// the default `honorLabels: false` ours would be renamed `exported_endpoint`. No label of ours
+/// may share a name with a target label (`job`, `instance`, `endpoint`, `namespace`, `pod`,
+/// `service`, `container`); `tests/integration/golden.rs` holds every family to that.
+pub const UPSTREAM_LABEL: &str = "upstream";
+
 fn labels(pairs: &[(&'static str, &str)]) -> Labels {
     pairs
         .iter()
@@ -261,12 +269,15 @@ fn exporter_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
         }
     };
     if let Some(discovery) = &stats.discovery {
-        push_health(labels(&[("endpoint", "discovery")]), discovery);
+        push_health(labels(&[(UPSTREAM_LABEL, "discovery")]), discovery);
     }
     for (workspace, data) in &snapshot.workspaces {
         for (endpoint, health) in &data.health {
             push_health(
-                labels(&[("workspace", workspace), ("endpoint", endpoint.as_str())]),
+                labels(&[
+                    ("workspace", workspace),
+                    (UPSTREAM_LABEL, endpoint.as_str()),
+                ]),
                 health,
             );
         }
@@ -295,23 +306,23 @@ fn exporter_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
     cycles.push(Vec::new(), stats.poll_cycles as f64);
     let mut requests = MetricFamily::new(
         "honcho_exporter_upstream_requests",
-        "HTTP requests sent to Honcho, by endpoint and status code (error: no response)",
+        "HTTP requests sent to Honcho, by upstream endpoint and status code (error: no response)",
         MetricType::Counter,
     );
     for ((endpoint, code), count) in &stats.requests {
         requests.push(
-            labels(&[("endpoint", endpoint.as_str()), ("code", code)]),
+            labels(&[(UPSTREAM_LABEL, endpoint.as_str()), ("code", code)]),
             *count as f64,
         );
     }
     let mut errors = MetricFamily::new(
         "honcho_exporter_poll_errors",
-        "Failed polls of Honcho by endpoint and reason (after retries)",
+        "Failed polls of Honcho by upstream endpoint and reason (after retries)",
         MetricType::Counter,
     );
     for ((endpoint, reason), count) in &stats.errors {
         errors.push(
-            labels(&[("endpoint", endpoint.as_str()), ("reason", reason)]),
+            labels(&[(UPSTREAM_LABEL, endpoint.as_str()), ("reason", reason)]),
             *count as f64,
         );
     }

@@ -411,8 +411,8 @@ async fn token_never_leaks_and_rotation_needs_no_restart(log_format: &str) {
         Duration::from_secs(30),
         "discovery up after the token rotation",
         |samples| {
-            value(samples, "honcho_exporter_up", &[("endpoint", "discovery")]) == Some(1.0)
-                && value(samples, "honcho_exporter_up", &[("endpoint", "status")]) == Some(1.0)
+            value(samples, "honcho_exporter_up", &[("upstream", "discovery")]) == Some(1.0)
+                && value(samples, "honcho_exporter_up", &[("upstream", "status")]) == Some(1.0)
         },
     )
     .await;
@@ -609,8 +609,8 @@ async fn an_https_honcho_signed_by_a_custom_ca_is_up_only_with_that_ca_file() {
         Duration::from_secs(30),
         "discovery and status up over TLS",
         |samples| {
-            value(samples, "honcho_exporter_up", &[("endpoint", "discovery")]) == Some(1.0)
-                && value(samples, "honcho_exporter_up", &[("endpoint", "status")]) == Some(1.0)
+            value(samples, "honcho_exporter_up", &[("upstream", "discovery")]) == Some(1.0)
+                && value(samples, "honcho_exporter_up", &[("upstream", "status")]) == Some(1.0)
         },
     )
     .await;

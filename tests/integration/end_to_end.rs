@@ -111,7 +111,7 @@ async fn generation_c_exports_what_the_api_returned() {
                 sum(
                     &samples,
                     "honcho_exporter_up",
-                    &[("workspace", workspace), ("endpoint", endpoint)]
+                    &[("workspace", workspace), ("upstream", endpoint)]
                 ),
                 1.0,
                 "{workspace}/{endpoint} up"
@@ -184,7 +184,7 @@ async fn generation_c_exports_what_the_api_returned() {
         200.0
     );
     assert_eq!(
-        sum(&samples, "honcho_exporter_up", &[("endpoint", "discovery")]),
+        sum(&samples, "honcho_exporter_up", &[("upstream", "discovery")]),
         1.0
     );
     assert_eq!(sum(&samples, "honcho_exporter_workspaces", &[]), 4.0);
@@ -249,7 +249,7 @@ async fn generation_b_shows_no_stalled_series_and_no_walk() {
         select(
             &samples,
             "honcho_exporter_poll_errors_total",
-            &[("endpoint", "work_units")]
+            &[("upstream", "work_units")]
         )
         .is_empty()
     );
@@ -257,7 +257,7 @@ async fn generation_b_shows_no_stalled_series_and_no_walk() {
         select(
             &samples,
             "honcho_exporter_up",
-            &[("endpoint", "work_units")]
+            &[("upstream", "work_units")]
         )
         .is_empty()
     );
@@ -569,7 +569,7 @@ async fn shards_poll_disjoint_workspaces_whose_union_is_all_of_them() {
         settings.shard = honcho_exporter::config::ShardSettings { count: 3, index };
         let (exporter, base) = start_ready(settings).await;
         let samples = scrape(&base).await;
-        for sample in select(&samples, "honcho_exporter_up", &[("endpoint", "status")]) {
+        for sample in select(&samples, "honcho_exporter_up", &[("upstream", "status")]) {
             let workspace = sample.labels["workspace"].clone();
             assert_eq!(sample.value, 1.0, "{workspace} up");
             assert!(

@@ -1,4 +1,4 @@
-//! Issues 3 and 12's live proof: every alert of `deploy/prometheus/honcho-exporter.rules.yml`
+//! The alerts' live proof: every alert of `deploy/prometheus/honcho-exporter.rules.yml`
 //! reaches `firing` in the scenario it is written for, none fires for a healthy Honcho, a real
 //! Alertmanager (Debian's `prometheus-alertmanager`) running the shipped
 //! `deploy/alertmanager/alertmanager.yml` sends exactly the expected notifications per scenario

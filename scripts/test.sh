@@ -44,7 +44,7 @@ trap print_stage_times EXIT
 stage "install missing tools"
 need_apt=()
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
-command -v amtool >/dev/null 2>&1 || need_apt+=(prometheus-alertmanager)
+{ command -v amtool && command -v prometheus-alertmanager; } >/dev/null 2>&1 || need_apt+=(prometheus-alertmanager)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need_apt+=(postgresql)
 # The database source's tests run PostgreSQL 15's binaries (Debian 12).
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need_apt+=(postgresql)

@@ -161,6 +161,11 @@ fn work_unit_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
         "1 if the last work-units walk of the workspace stopped at the page cap, so the work-unit numbers cover only the oldest units",
         MetricType::Gauge,
     );
+    let mut invalid_timestamps = MetricFamily::new(
+        "honcho_exporter_work_units_invalid_timestamp",
+        "Work units of the last walk of the workspace whose oldest_item_at is not a timestamp: their age is unknown, so they are counted in no state",
+        MetricType::Gauge,
+    );
     for (workspace, data) in &snapshot.workspaces {
         if data
             .health
@@ -174,6 +179,10 @@ fn work_unit_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
         let Some(aggregate) = &data.work_units else {
             continue;
         };
+        invalid_timestamps.push(
+            labels(&[("workspace", workspace)]),
+            aggregate.invalid_timestamps as f64,
+        );
         for task_type in TaskType::ALL {
             // `other` exists only while a unit of an unknown task type does.
             if task_type == TaskType::Other && !aggregate.has_units(TaskType::Other) {
@@ -215,6 +224,7 @@ fn work_unit_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
         unit_until_threshold,
         unit_tokens,
         truncated,
+        invalid_timestamps,
     ]);
 }
 
@@ -382,6 +392,17 @@ fn exporter_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
         labels(&[("version", crate::VERSION), ("revision", crate::REVISION)]),
         1.0,
     );
+    if let Some(rejected) = &stats.token_reload_errors {
+        let mut token = MetricFamily::new(
+            "honcho_exporter_token_reload_errors",
+            "Changes of the Honcho token file that were not used, by reason (unreadable, empty, invalid): the previous token stays in use. Each version of the file counts once",
+            MetricType::Counter,
+        );
+        for (reason, count) in rejected {
+            token.push(labels(&[("reason", reason)]), *count as f64);
+        }
+        families.push(token);
+    }
     let postgres_families = postgres_families(snapshot);
     families.extend([
         up,
@@ -499,4 +520,36 @@ fn add_ages(
 /// Seconds from `timestamp` to `now`, never negative (clock skew), to the millisecond.
 fn age(now: f64, timestamp: f64) -> f64 {
     ((now - timestamp).max(0.0) * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exposition::{self, Format};
+
+    fn rendered(snapshot: &Snapshot) -> String {
+        let mut out = Vec::new();
+        exposition::render(&poll_families(snapshot), Format::Text, &mut out);
+        String::from_utf8(out).expect("UTF-8 exposition")
+    }
+
+    #[test]
+    fn token_reload_errors_are_exported_by_reason_only_with_a_token_file() {
+        let mut snapshot = Snapshot::default();
+        assert!(!rendered(&snapshot).contains("token_reload_errors"));
+        snapshot.exporter.token_reload_errors = Some(std::collections::BTreeMap::from([
+            ("empty", 2),
+            ("invalid", 0),
+            ("unreadable", 1),
+        ]));
+        let text = rendered(&snapshot);
+        for line in [
+            "# TYPE honcho_exporter_token_reload_errors_total counter",
+            "honcho_exporter_token_reload_errors_total{reason=\"empty\"} 2",
+            "honcho_exporter_token_reload_errors_total{reason=\"invalid\"} 0",
+            "honcho_exporter_token_reload_errors_total{reason=\"unreadable\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+    }
 }

@@ -9,8 +9,11 @@
 //! ```
 //!
 //! - [`app`]: wiring settings → client → poller → server with one shutdown signal.
-//! - [`config`]: raw command line, environment and YAML → validated [`config::Settings`]. No
-//!   network I/O; reads the config and token files only.
+//! - [`config`]: raw command line, environment and YAML → validated [`config::Settings`]. Every
+//!   setting is declared once, in the settings table [`config::table`] (key, flag, default,
+//!   help, parser); the clap command, the environment names, the YAML keys, the defaults and
+//!   README's configuration table follow from it. No network I/O; reads the config and token
+//!   files only.
 //! - [`honcho`]: the HTTP client for Honcho's queue API (all three generations), its response
 //!   types and its error taxonomy with bounded `reason()` labels.
 //! - [`classify`]: pure classification of one work unit into `in_progress|ready|stalled|overdue`.

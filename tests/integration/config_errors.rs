@@ -81,12 +81,12 @@ fn bad_config_files_fail_with_the_key_and_the_problem() {
         ),
         (
             "postgres-without-url",
-            "source: postgres needs postgres.url (e.g. \
+            "poll.source: postgres needs postgres.url (e.g. \
              postgres://honcho_exporter@db:5432/honcho?sslmode=verify-full)",
         ),
         (
             "unknown-source",
-            "config file {F}: source: unknown source \"mysql\"; expected api or postgres",
+            "config file {F}: poll.source: unknown source \"mysql\"; expected api or postgres",
         ),
         (
             "duration-without-unit",

@@ -1,4 +1,4 @@
-//! Faults from Honcho (issue 4), proven over real loopback HTTP: the in-process simulator with
+//! Faults from Honcho, proven over real loopback HTTP: the in-process simulator with
 //! one fault knob set, the real exporter (poller + HTTP server) polling it on a short timer, and
 //! every assertion made on `/metrics` as Prometheus would see it, plus the simulator's own
 //! request counts for retries and the rate bound.

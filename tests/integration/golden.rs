@@ -483,7 +483,7 @@ fn no_label_of_ours_is_named_like_a_target_label() {
     // Prometheus sets `job` and `instance`; prometheus-operator's ServiceMonitor adds
     // `endpoint`, `namespace`, `pod`, `service`, `container`. With the default
     // `honorLabels: false` a scraped label of the same name is renamed `exported_<name>`, and
-    // every rule and panel matching it breaks (issue 12: `endpoint` became `upstream`).
+    // every rule and panel matching it breaks (our `endpoint` became `upstream` for this reason).
     const TARGET_LABELS: [&str; 7] = [
         "job",
         "instance",

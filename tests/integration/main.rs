@@ -3,6 +3,7 @@
 
 mod alerts_e2e;
 mod config_errors;
+mod daemon;
 mod dashboards;
 mod deploy;
 mod end_to_end;
@@ -12,7 +13,7 @@ mod fixtures_replay;
 mod fuzz_corpus;
 mod golden;
 mod postgres;
-mod process;
+mod settings_table;
 mod util;
 mod validators;
 mod web_config;

@@ -26,7 +26,7 @@
 //!   negotiation, gzip.
 //! - [`poller`]: the poll loop: discovery, generation detection, bounded concurrency, retries,
 //!   staleness; publishes the rendered exposition for the server.
-//! - [`postgres`]: the database source (`source: postgres`): one read-only pass over Honcho's
+//! - [`postgres`]: the database source (`poll.source: postgres`): one read-only pass over Honcho's
 //!   Postgres per cycle, mapped onto the same snapshot, published like the poller's.
 //! - [`server`]: the hyper HTTP server: `/metrics`, `/`, `/-/healthy`, `/-/ready`.
 //! - [`web_config`]: exporter-toolkit style `--web.config.file` (TLS, basic auth).

@@ -91,7 +91,7 @@ impl Source {
 #[derive(Debug, Clone)]
 pub struct PostgresSettings {
     /// `postgres://user@host:port/db?sslmode=…` without a password (`postgres.url`); required
-    /// with `source: postgres`.
+    /// with `poll.source: postgres`.
     pub url: Option<String>,
     /// The password: a file (`postgres.password_file`, re-read when it changes) or
     /// `HONCHO_EXPORTER_POSTGRES_PASSWORD`; `None` for trust/peer/certificate logins.

@@ -44,7 +44,7 @@ pub enum Endpoint {
     WorkUnits,
     /// A filtered status poll of a configured scope.
     Scope,
-    /// The database source's cycle (`source: postgres`), not an HTTP endpoint.
+    /// The database source's cycle (`poll.source: postgres`), not an HTTP endpoint.
     Postgres,
 }
 

@@ -1,5 +1,5 @@
 //! The error taxonomy of the database source. Every error maps to a bounded `reason()` used as a
-//! metric label (`connect`, `auth`, `permission`, `timeout`, `schema`, `query`, `config`); the
+//! metric label (`connect`, `auth`, `permission`, `timeout`, `schema`, `query`); the
 //! Display text (for logs) comes from the server or the driver and never contains the password:
 //! the password is never part of the URL or of any statement, only of the authentication
 //! exchange, whose errors carry the server's message alone.

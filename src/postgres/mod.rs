@@ -1,4 +1,4 @@
-//! The database source (`source: postgres`): Honcho's queue read straight from its Postgres in
+//! The database source (`poll.source: postgres`): Honcho's queue read straight from its Postgres in
 //! one read-only pass per cycle, for every Honcho version (2.x and 3.x schemas), giving what the
 //! generation-C API gives — the stalled/ready split and the work-unit numbers included.
 //!

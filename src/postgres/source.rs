@@ -1,4 +1,4 @@
-//! The database source's poll loop (`source: postgres`): on its own timer, one read-only
+//! The database source's poll loop (`poll.source: postgres`): on its own timer, one read-only
 //! transaction per cycle over all workspaces, mapped by [`super::mapping`] onto the same
 //! per-workspace records the API poller stores, built into the same [`Snapshot`] and published
 //! through the same [`Published`] handle, so `/metrics` cannot tell the sources apart except by
@@ -30,8 +30,8 @@ use crate::snapshot::{
 /// Why the database source could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceBuildError {
-    /// `source: postgres` without `postgres.url`.
-    #[error("source: postgres needs postgres.url")]
+    /// `poll.source: postgres` without `postgres.url`.
+    #[error("poll.source: postgres needs postgres.url")]
     NoUrl,
     /// The URL cannot be used.
     #[error(transparent)]

@@ -12,7 +12,7 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use honcho_exporter::exposition::Format;
 use honcho_exporter::honcho::types::WorkUnitsPage;
-use honcho_exporter::poller::Published;
+use honcho_exporter::publication::Published;
 use honcho_exporter::snapshot::{
     Snapshot, WorkUnitAggregator, WorkspaceSnapshot, summarize_status,
 };

@@ -12,7 +12,8 @@ use tokio::task::JoinHandle;
 
 use crate::config::Settings;
 use crate::honcho::{Client, ClientBuildError};
-use crate::poller::{self, Poller, Published, SharedPublished};
+use crate::poller::Poller;
+use crate::publication::{self, Published, SharedPublished};
 use crate::server::{self, ServerContext};
 use crate::web_config::{WebConfig, WebConfigError};
 
@@ -114,7 +115,7 @@ impl Exporter {
 
     /// Whether a poll cycle has completed.
     pub fn is_ready(&self) -> bool {
-        poller::current(&self.published).ready
+        publication::current(&self.published).ready
     }
 
     /// Signals shutdown and waits (bounded) for the poller and servers to stop.

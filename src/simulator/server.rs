@@ -316,6 +316,7 @@ async fn early_fault(
             return Ok(Some(response));
         }
         FaultAction::InvalidJwt => Answer::detail(401, "Invalid JWT"),
+        FaultAction::RouteNotFound => Answer::detail(404, "Not Found"),
         FaultAction::Hang => {
             record(shared, route.kind, 0);
             tokio::time::sleep(HANG_LIMIT).await;

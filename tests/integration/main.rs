@@ -10,6 +10,7 @@ mod exposition;
 mod faults;
 mod fixtures_replay;
 mod fuzz_corpus;
+mod generation_detection;
 mod golden;
 mod process;
 mod simulator_contract;

@@ -1,0 +1,593 @@
+//! The poller's memory and the pure merge of poll outcomes into it, then the [`Snapshot`] of
+//! what may be served at a given time.
+//!
+//! Owns: per-workspace records (successes only, each with the time it arrived), endpoint
+//! health and its log transitions, error and cap counters, and the generation verdicts (through
+//! [`GenerationDetector`]). Pure: no I/O and no clock (every function takes `now`), so it is
+//! tested over made-up outcomes. Must not decide *when* to poll (that is the poll loop's job).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::config::GenerationOverride;
+use crate::honcho::types::ItemCounts;
+use crate::honcho::{ApiVersion, Endpoint, RequestCounts, UpstreamError, WalkOutcome};
+use crate::snapshot::{
+    EndpointHealth, ExporterStats, Snapshot, StatusSummary, WorkUnitAggregate, WorkspaceSnapshot,
+};
+
+use super::generation::{Change, GenerationDetector, NotFoundMeaning, WorkUnitsAnswer};
+
+/// What is remembered of one workspace: successes only, with their times.
+#[derive(Debug, Default)]
+struct WorkspaceRecord {
+    status: Option<(f64, StatusSummary)>,
+    work_units: Option<(f64, WorkUnitAggregate)>,
+    walk_truncated: bool,
+    scopes: BTreeMap<String, (f64, ItemCounts)>,
+    health: BTreeMap<Endpoint, EndpointHealth>,
+}
+
+/// How one workspace's queue/status poll ended.
+#[derive(Debug)]
+pub struct StatusOutcome {
+    /// The workspace.
+    pub workspace: String,
+    /// The API version that answered (the one tried first, or the other after a 404).
+    pub version: ApiVersion,
+    /// The summary, or why there is none.
+    pub status: Result<StatusSummary, UpstreamError>,
+    /// Each configured scope's counts (empty when the status call failed).
+    pub scopes: Vec<(String, Result<ItemCounts, UpstreamError>)>,
+}
+
+/// How one workspace's work-units walk ended.
+#[derive(Debug)]
+pub enum WalkResult {
+    /// A complete (or page-capped) walk.
+    Done(Box<(WorkUnitAggregate, WalkOutcome)>),
+    /// The walk failed; a 404 is judged by [`GenerationDetector`].
+    Failed(UpstreamError),
+}
+
+/// The poller's state.
+#[derive(Debug)]
+pub struct PollState {
+    max_staleness: Duration,
+    poll_interval: Duration,
+    generation: GenerationDetector,
+    batch_max_tokens: Option<u64>,
+    flush_enabled: Option<bool>,
+    workspaces: Vec<String>,
+    records: BTreeMap<String, WorkspaceRecord>,
+    discovery: Option<EndpointHealth>,
+    errors: BTreeMap<(Endpoint, &'static str), u64>,
+    capped: BTreeMap<&'static str, u64>,
+    cycles: u64,
+    last_duration: Option<Duration>,
+}
+
+impl PollState {
+    /// An empty state: values are served for `max_staleness` after they arrive.
+    pub fn new(
+        generation: GenerationOverride,
+        poll_interval: Duration,
+        max_staleness: Duration,
+    ) -> Self {
+        PollState {
+            max_staleness,
+            poll_interval,
+            generation: GenerationDetector::new(generation, max_staleness.as_secs_f64()),
+            batch_max_tokens: None,
+            flush_enabled: None,
+            workspaces: Vec::new(),
+            records: BTreeMap::new(),
+            discovery: None,
+            errors: BTreeMap::new(),
+            capped: BTreeMap::new(),
+            cycles: 0,
+            last_duration: None,
+        }
+    }
+
+    /// The generation verdicts (read-only).
+    pub fn generation(&self) -> &GenerationDetector {
+        &self.generation
+    }
+
+    /// The generation verdicts, for planning the walks (rotating probes).
+    pub fn generation_mut(&mut self) -> &mut GenerationDetector {
+        &mut self.generation
+    }
+
+    /// The last selected workspaces (kept when discovery fails).
+    pub fn workspaces(&self) -> &[String] {
+        &self.workspaces
+    }
+
+    /// Sets the polled workspaces; records of the others are dropped.
+    pub fn set_workspaces(&mut self, workspaces: Vec<String>) {
+        self.records
+            .retain(|name, _| workspaces.binary_search(name).is_ok());
+        self.workspaces = workspaces;
+    }
+
+    /// A cycle ended after `duration`.
+    pub fn cycle_done(&mut self, duration: Duration) {
+        self.cycles += 1;
+        self.last_duration = Some(duration);
+    }
+
+    /// Discovery succeeded on `version`.
+    pub fn discovery_succeeded(&mut self, version: ApiVersion, now: f64) {
+        if let Some(change) = self.generation.discovered_on(version) {
+            self.apply(change);
+        }
+        self.discovery = Some(EndpointHealth {
+            up: true,
+            last_success: Some(now),
+        });
+    }
+
+    /// Discovery failed; logs on the transition only.
+    pub fn discovery_failed(&mut self, error: &UpstreamError) {
+        self.count_error(Endpoint::Discovery, error.reason());
+        let previous = self.discovery.unwrap_or_default();
+        if previous.up || self.discovery.is_none() {
+            let hint = if matches!(error.reason(), "http_401" | "http_403") {
+                " (workspaces/list needs an admin token; with a workspace token, list the workspaces with --workspaces)"
+            } else {
+                ""
+            };
+            tracing::warn!(reason = error.reason(), %error, "workspace discovery failed{hint}");
+        }
+        self.discovery = Some(EndpointHealth {
+            up: false,
+            last_success: previous.last_success,
+        });
+    }
+
+    /// Merges one workspace's queue/status (+ scopes) outcome that arrived at `now`.
+    pub fn merge_status(&mut self, outcome: StatusOutcome, now: f64) {
+        let workspace = outcome.workspace.as_str();
+        if let Ok(summary) = &outcome.status {
+            let has_split = summary.counts.has_split();
+            if let Some(change) =
+                self.generation
+                    .status_answered(workspace, outcome.version, has_split, now)
+            {
+                self.apply(change);
+            }
+        }
+        let record = self.records.entry(outcome.workspace.clone()).or_default();
+        match outcome.status {
+            Ok(summary) => {
+                *self.capped.entry("session_items").or_insert(0) += summary.capped_sessions;
+                record.status = Some((now, summary));
+                mark(record, Endpoint::Status, None, now, workspace);
+            }
+            Err(error) => {
+                *self
+                    .errors
+                    .entry((Endpoint::Status, error.reason()))
+                    .or_insert(0) += 1;
+                mark(record, Endpoint::Status, Some(&error), now, workspace);
+            }
+        }
+        if !outcome.scopes.is_empty() {
+            let mut first_error = None;
+            for (scope, result) in outcome.scopes {
+                match result {
+                    Ok(counts) => {
+                        record.scopes.insert(scope, (now, counts));
+                    }
+                    Err(error) => {
+                        *self
+                            .errors
+                            .entry((Endpoint::Scope, error.reason()))
+                            .or_insert(0) += 1;
+                        first_error.get_or_insert(error);
+                    }
+                }
+            }
+            mark(
+                record,
+                Endpoint::Scope,
+                first_error.as_ref(),
+                now,
+                workspace,
+            );
+        }
+    }
+
+    /// Merges one workspace's walk outcome that arrived at `now`.
+    pub fn merge_walk(&mut self, workspace: &str, result: WalkResult, now: f64) {
+        match result {
+            WalkResult::Done(done) => {
+                let (aggregate, walk) = *done;
+                let (change, _) =
+                    self.generation
+                        .work_units_answered(workspace, WorkUnitsAnswer::Present, now);
+                if let Some(change) = change {
+                    self.apply(change);
+                }
+                self.batch_max_tokens = aggregate.batch_max_tokens.or(self.batch_max_tokens);
+                self.flush_enabled = aggregate.flush_enabled.or(self.flush_enabled);
+                *self.capped.entry("work_unit_detail").or_insert(0) += aggregate.capped_detail;
+                let record = self.records.entry(workspace.to_string()).or_default();
+                if walk.truncated {
+                    *self
+                        .errors
+                        .entry((Endpoint::WorkUnits, "page_cap"))
+                        .or_insert(0) += 1;
+                    if !record.walk_truncated {
+                        tracing::warn!(
+                            workspace,
+                            pages = walk.pages,
+                            "work-units walk stopped at the page cap; work-unit metrics cover the oldest units only"
+                        );
+                    }
+                }
+                record.walk_truncated = walk.truncated;
+                record.work_units = Some((now, aggregate));
+                mark(record, Endpoint::WorkUnits, None, now, workspace);
+            }
+            WalkResult::Failed(error) => {
+                if error.is_not_found() {
+                    let (change, meaning) = self.generation.work_units_answered(
+                        workspace,
+                        WorkUnitsAnswer::NotFound,
+                        now,
+                    );
+                    if let Some(change) = change {
+                        self.apply(change);
+                    }
+                    if meaning == NotFoundMeaning::Unavailable {
+                        // The server has no walk: no error, no health, no series.
+                        if let Some(record) = self.records.get_mut(workspace) {
+                            forget_walk(record);
+                        }
+                        return;
+                    }
+                }
+                *self
+                    .errors
+                    .entry((Endpoint::WorkUnits, error.reason()))
+                    .or_insert(0) += 1;
+                let record = self.records.entry(workspace.to_string()).or_default();
+                mark(record, Endpoint::WorkUnits, Some(&error), now, workspace);
+            }
+        }
+    }
+
+    /// Acts on a generation verdict change.
+    fn apply(&mut self, change: Change) {
+        match change {
+            Change::Version(version) => {
+                tracing::info!(?version, "Honcho answers on another API version; switching");
+                self.forget_work_units();
+            }
+            Change::WorkUnitsAppeared => {
+                tracing::info!("Honcho has the queue/work-units endpoint: walking work units");
+            }
+            Change::WorkUnitsGone => {
+                tracing::info!(
+                    "Honcho has no queue/work-units endpoint (not generation C): work-unit metrics are unavailable"
+                );
+                self.forget_work_units();
+            }
+        }
+    }
+
+    /// Drops every workspace's work-unit data and health, and the deriver settings read from
+    /// the work-units envelope.
+    fn forget_work_units(&mut self) {
+        self.batch_max_tokens = None;
+        self.flush_enabled = None;
+        for record in self.records.values_mut() {
+            forget_walk(record);
+        }
+    }
+
+    fn count_error(&mut self, endpoint: Endpoint, reason: &'static str) {
+        *self.errors.entry((endpoint, reason)).or_insert(0) += 1;
+    }
+
+    /// What may be served at `now`: every record minus values older than max staleness.
+    pub fn snapshot(&self, now: f64, requests: RequestCounts) -> Snapshot {
+        let oldest_allowed = now - self.max_staleness.as_secs_f64();
+        let fresh = |fetched_at: f64| fetched_at >= oldest_allowed;
+        let workspaces = self
+            .records
+            .iter()
+            .map(|(name, record)| {
+                let snapshot = WorkspaceSnapshot {
+                    status: record
+                        .status
+                        .as_ref()
+                        .filter(|(at, _)| fresh(*at))
+                        .map(|(_, summary)| summary.clone()),
+                    work_units: record
+                        .work_units
+                        .as_ref()
+                        .filter(|(at, _)| fresh(*at))
+                        .map(|(_, aggregate)| aggregate.clone()),
+                    walk_truncated: record.walk_truncated,
+                    scopes: record
+                        .scopes
+                        .iter()
+                        .filter(|(_, (at, _))| fresh(*at))
+                        .map(|(scope, (_, counts))| (scope.clone(), *counts))
+                        .collect(),
+                    health: record.health.clone(),
+                };
+                (name.clone(), snapshot)
+            })
+            .collect();
+        let generation = &self.generation;
+        Snapshot {
+            taken_at: now,
+            workspaces,
+            batch_max_tokens: self.batch_max_tokens,
+            flush_enabled: self.flush_enabled,
+            exporter: ExporterStats {
+                poll_duration: self.last_duration,
+                poll_interval: self.poll_interval,
+                poll_cycles: self.cycles,
+                requests,
+                errors: self.errors.clone(),
+                capped: self.capped.clone(),
+                discovery: self.discovery,
+                generation: generation.generation(),
+                status_split: generation.status_split(),
+                work_units_available: generation.work_units_available(),
+            },
+        }
+    }
+}
+
+/// Drops one workspace's work-unit data and health.
+fn forget_walk(record: &mut WorkspaceRecord) {
+    record.work_units = None;
+    record.walk_truncated = false;
+    record.health.remove(&Endpoint::WorkUnits);
+}
+
+/// Records an endpoint's result; logs only when its health changes (no log storm).
+fn mark(
+    record: &mut WorkspaceRecord,
+    endpoint: Endpoint,
+    error: Option<&UpstreamError>,
+    now: f64,
+    workspace: &str,
+) {
+    let previous = record.health.get(&endpoint).copied();
+    let health = record.health.entry(endpoint).or_default();
+    match error {
+        None => {
+            if previous.is_some_and(|health| !health.up) {
+                tracing::info!(
+                    workspace,
+                    endpoint = endpoint.as_str(),
+                    "Honcho endpoint recovered"
+                );
+            }
+            health.up = true;
+            health.last_success = Some(now);
+        }
+        Some(error) => {
+            if previous.is_none_or(|health| health.up) {
+                tracing::warn!(workspace, endpoint = endpoint.as_str(), reason = error.reason(), %error, "polling Honcho failed");
+            } else {
+                tracing::debug!(workspace, endpoint = endpoint.as_str(), reason = error.reason(), %error, "polling Honcho still fails");
+            }
+            health.up = false;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::Generation;
+
+    const INTERVAL: Duration = Duration::from_secs(15);
+
+    fn state() -> PollState {
+        let mut state = PollState::new(GenerationOverride::Auto, INTERVAL, INTERVAL * 3);
+        state.set_workspaces(names(4));
+        state
+    }
+
+    fn names(count: usize) -> Vec<String> {
+        (0..count).map(|i| format!("ws-{i}")).collect()
+    }
+
+    fn counts(pending: u64) -> ItemCounts {
+        ItemCounts {
+            total: pending,
+            pending,
+            pending_ready: Some(pending),
+            pending_stalled: Some(0),
+            ..ItemCounts::default()
+        }
+    }
+
+    fn status_ok(workspace: &str, pending: u64) -> StatusOutcome {
+        StatusOutcome {
+            workspace: workspace.to_string(),
+            version: ApiVersion::V3,
+            status: Ok(StatusSummary {
+                counts: counts(pending),
+                sessions: Vec::new(),
+                capped_sessions: 0,
+            }),
+            scopes: Vec::new(),
+        }
+    }
+
+    fn walked() -> WalkResult {
+        WalkResult::Done(Box::new((
+            WorkUnitAggregate::default(),
+            WalkOutcome {
+                pages: 1,
+                truncated: false,
+            },
+        )))
+    }
+
+    fn not_found() -> WalkResult {
+        WalkResult::Failed(UpstreamError::Status {
+            status: 404,
+            detail: "Not Found".to_string(),
+            retry_after: None,
+        })
+    }
+
+    fn health(snapshot: &Snapshot, workspace: &str, endpoint: Endpoint) -> Option<EndpointHealth> {
+        snapshot.workspaces[workspace]
+            .health
+            .get(&endpoint)
+            .copied()
+    }
+
+    /// One cycle: every workspace's status, then walks in the given order with the given result.
+    fn cycle(state: &mut PollState, now: f64, walks: &[(&str, bool)]) -> Snapshot {
+        for workspace in names(4) {
+            state.merge_status(status_ok(&workspace, 3), now);
+        }
+        for (workspace, found) in walks {
+            state.merge_walk(workspace, if *found { walked() } else { not_found() }, now);
+        }
+        state.snapshot(now, RequestCounts::new())
+    }
+
+    #[test]
+    fn one_slow_workspace_answering_404_marks_only_its_walk_down() {
+        let mut state = state();
+        let all_found = [
+            ("ws-0", true),
+            ("ws-1", true),
+            ("ws-2", true),
+            ("ws-3", true),
+        ];
+        cycle(&mut state, 0.0, &all_found);
+        let one_missing = [
+            ("ws-0", true),
+            ("ws-1", true),
+            ("ws-2", true),
+            ("ws-3", false),
+        ];
+        for step in 1..5u32 {
+            let now = f64::from(step) * 15.0;
+            let snapshot = cycle(&mut state, now, &one_missing);
+            assert_eq!(
+                snapshot.exporter.generation,
+                Some(Generation::C),
+                "step {step}"
+            );
+            assert_eq!(snapshot.exporter.work_units_available, Some(true));
+            for workspace in ["ws-0", "ws-1", "ws-2"] {
+                let up = health(&snapshot, workspace, Endpoint::WorkUnits).expect("health");
+                assert!(up.up, "step {step}: {workspace} walked and up");
+                assert_eq!(up.last_success, Some(now), "{workspace} walked every cycle");
+            }
+            let down = health(&snapshot, "ws-3", Endpoint::WorkUnits).expect("ws-3 health");
+            assert!(!down.up, "step {step}: ws-3's own walk is down");
+            assert_eq!(
+                snapshot.exporter.errors[&(Endpoint::WorkUnits, "http_4xx")],
+                u64::from(step)
+            );
+        }
+    }
+
+    #[test]
+    fn when_every_workspace_answers_404_every_work_unit_health_and_series_go() {
+        let mut state = state();
+        let all_found = [
+            ("ws-0", true),
+            ("ws-1", true),
+            ("ws-2", true),
+            ("ws-3", true),
+        ];
+        cycle(&mut state, 0.0, &all_found);
+        cycle(
+            &mut state,
+            15.0,
+            &[
+                ("ws-0", true),
+                ("ws-1", true),
+                ("ws-2", true),
+                ("ws-3", false),
+            ],
+        );
+        let all_missing = [
+            ("ws-0", false),
+            ("ws-1", false),
+            ("ws-2", false),
+            ("ws-3", false),
+        ];
+        let snapshot = cycle(&mut state, 30.0, &all_missing);
+        assert_eq!(snapshot.exporter.generation, Some(Generation::B));
+        assert_eq!(snapshot.exporter.work_units_available, Some(false));
+        for workspace in names(4) {
+            assert_eq!(
+                health(&snapshot, &workspace, Endpoint::WorkUnits),
+                None,
+                "{workspace}: no work-units health once the endpoint is gone"
+            );
+            assert!(snapshot.workspaces[&workspace].work_units.is_none());
+        }
+    }
+
+    #[test]
+    fn values_older_than_max_staleness_are_not_served() {
+        let mut state = state();
+        state.merge_status(status_ok("ws-0", 3), 0.0);
+        assert!(
+            state.snapshot(45.0, RequestCounts::new()).workspaces["ws-0"]
+                .status
+                .is_some()
+        );
+        assert!(
+            state.snapshot(45.1, RequestCounts::new()).workspaces["ws-0"]
+                .status
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_failed_poll_keeps_the_last_success_until_it_is_stale_but_says_down() {
+        let mut state = state();
+        state.merge_status(status_ok("ws-0", 3), 0.0);
+        state.merge_status(
+            StatusOutcome {
+                workspace: "ws-0".to_string(),
+                version: ApiVersion::V3,
+                status: Err(UpstreamError::Timeout(Duration::from_secs(10))),
+                scopes: Vec::new(),
+            },
+            15.0,
+        );
+        let snapshot = state.snapshot(20.0, RequestCounts::new());
+        let workspace = &snapshot.workspaces["ws-0"];
+        assert_eq!(workspace.status.as_ref().map(|s| s.counts.pending), Some(3));
+        let status = workspace.health[&Endpoint::Status];
+        assert!(!status.up);
+        assert_eq!(status.last_success, Some(0.0));
+        assert_eq!(snapshot.exporter.errors[&(Endpoint::Status, "timeout")], 1);
+    }
+
+    #[test]
+    fn a_workspace_no_longer_selected_is_forgotten() {
+        let mut state = state();
+        state.merge_status(status_ok("ws-3", 3), 0.0);
+        state.set_workspaces(names(3));
+        assert!(
+            !state
+                .snapshot(1.0, RequestCounts::new())
+                .workspaces
+                .contains_key("ws-3")
+        );
+    }
+}

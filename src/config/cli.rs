@@ -103,7 +103,8 @@ struct Cli {
     /// Time between poll cycles, e.g. 15s. [default: 15s]
     #[arg(long = "poll.interval", value_name = "DURATION")]
     poll_interval: Option<String>,
-    /// Budget for one upstream request including retries; shorter than the interval. [default: 10s]
+    /// Budget for one upstream request including retries; shorter than the interval.
+    /// [default: min(10s, 0.8 × poll.interval)]
     #[arg(long = "poll.timeout", value_name = "DURATION")]
     poll_timeout: Option<String>,
     /// Workspaces polled at once. [default: 4]

@@ -32,7 +32,7 @@ pub(crate) mod yaml;
 
 pub use cli::{Command, DEFAULT_DEMO_SEED, DemoOptions, parse_command};
 pub use error::ConfigError;
-pub use resolve::DEFAULT_HONCHO_URL;
+pub use resolve::{DEFAULT_HONCHO_URL, default_poll_timeout};
 
 /// The default `--web.listen-address`. 9100–9999 (the Prometheus default-port allocation range)
 /// is fully allocated; 21794 is outside it and below the Linux ephemeral range.
@@ -165,7 +165,8 @@ pub enum GenerationOverride {
 pub struct PollSettings {
     /// Time between poll cycle starts (`--poll.interval`, default 15 s).
     pub interval: Duration,
-    /// Budget for one upstream request including retries (`--poll.timeout`, default 10 s).
+    /// Budget for one upstream request including retries (`--poll.timeout`, default
+    /// min(10 s, 0.8 × interval): see [`default_poll_timeout`]).
     pub timeout: Duration,
     /// Workspaces polled at once (`--poll.concurrency`, default 4).
     pub concurrency: usize,
@@ -285,7 +286,7 @@ impl Settings {
             },
             poll: PollSettings {
                 interval,
-                timeout: Duration::from_secs(10),
+                timeout: default_poll_timeout(interval),
                 concurrency: 4,
                 max_staleness: interval * 3,
             },

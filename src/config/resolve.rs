@@ -31,6 +31,14 @@ pub const DEFAULT_HONCHO_URL: &str = "http://127.0.0.1:8000";
 /// interval to it.
 const HONCHO_BATCH_MAX_AGE: Duration = Duration::from_secs(1800);
 
+/// The default `poll.timeout` for an interval: min(10 s, 0.8 × interval). Like Prometheus'
+/// `scrape_timeout` (10 s unless the interval is shorter), but strictly shorter than the
+/// interval, which `poll.timeout` must be, with a fifth of the interval left for the rest of
+/// the cycle.
+pub fn default_poll_timeout(interval: Duration) -> Duration {
+    Duration::from_secs(10).min(interval.mul_f64(0.8))
+}
+
 /// Looks values up in the merged layers and parses them, attaching the location to errors.
 struct Lookup<'a> {
     raw: &'a RawConfig,
@@ -174,9 +182,9 @@ pub(crate) fn resolve(raw: &RawConfig) -> Result<Settings, ConfigError> {
     settings.classify.overdue_after = lookup
         .scalar("classify.overdue_after", positive_duration)?
         .unwrap_or(HONCHO_BATCH_MAX_AGE + interval);
-    if let Some(timeout) = lookup.scalar("poll.timeout", positive_duration)? {
-        settings.poll.timeout = timeout;
-    }
+    settings.poll.timeout = lookup
+        .scalar("poll.timeout", positive_duration)?
+        .unwrap_or_else(|| default_poll_timeout(interval));
     if let Some(concurrency) = lookup.scalar("poll.concurrency", at_least(1))? {
         settings.poll.concurrency = concurrency;
     }

@@ -714,7 +714,11 @@ impl RateLimiter {
             *next = slot + self.interval;
             slot
         };
-        tokio::time::sleep_until(wait_until.into()).await;
+        // A free slot is taken without sleeping: `sleep_until` on an instant already passed
+        // still waits for the next timer tick (~1 ms), before every request.
+        if wait_until > Instant::now() {
+            tokio::time::sleep_until(wait_until.into()).await;
+        }
         true
     }
 }
@@ -802,6 +806,17 @@ mod tests {
         // The refusals took nothing: the next slot is still ~100 ms after the first.
         let next = *limiter.next_slot.lock().await;
         assert!(next <= Instant::now() + Duration::from_millis(100));
+    }
+
+    #[tokio::test]
+    async fn a_free_rate_slot_is_taken_without_sleeping() {
+        use futures_util::FutureExt;
+        let limiter = RateLimiter::new(1.0);
+        let far = Instant::now() + Duration::from_secs(10);
+        // Ready on the first poll: no timer was waited for.
+        assert_eq!(limiter.acquire_before(far).now_or_never(), Some(true));
+        // The next slot is a second away: that one does wait.
+        assert_eq!(limiter.acquire_before(far).now_or_never(), None);
     }
 
     #[test]

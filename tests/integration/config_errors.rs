@@ -302,8 +302,8 @@ fn bad_flags_fail_with_the_flag_name() {
             "--poll.concurrency: expected a whole number, got \"many\"",
         ),
         (
-            &["--poll.interval", "5s"],
-            "poll.timeout (10s) must be shorter than poll.interval (5s)",
+            &["--poll.interval", "5s", "--poll.timeout", "5s"],
+            "poll.timeout (5s) must be shorter than poll.interval (5s)",
         ),
         (
             &[
@@ -590,6 +590,12 @@ fn derived_defaults_follow_an_overridden_interval_unless_set() {
         &[],
     );
     assert_eq!(explicit.poll.max_staleness, Duration::from_secs(600));
+    // The timeout follows a short interval (min(10 s, 0.8 × interval)) unless set.
+    let short = settings(&["--poll.interval", "5s"], &[]);
+    assert_eq!(short.poll.timeout, Duration::from_secs(4));
+    assert_eq!(settings_60.poll.timeout, Duration::from_secs(10));
+    let set = settings(&["--poll.interval", "5s", "--poll.timeout", "2s"], &[]);
+    assert_eq!(set.poll.timeout, Duration::from_secs(2));
     assert_eq!(explicit.classify.overdue_after, Duration::from_secs(3600));
 }
 

@@ -72,7 +72,11 @@ impl Exporter {
         settings: Arc<Settings>,
         listeners: Vec<TcpListener>,
     ) -> Result<Exporter, StartError> {
-        let client = Client::new(&settings.honcho, settings.poll.timeout)?;
+        let client = Client::with_in_flight_cap(
+            &settings.honcho,
+            settings.poll.timeout,
+            settings.poll.concurrency,
+        )?;
         let web_config = match &settings.web.config_file {
             Some(path) => Some(Arc::new(WebConfig::load(path)?)),
             None => None,

@@ -261,8 +261,8 @@ fn metrics(context: &ServerContext, request: &Request<Incoming>) -> Response<Bod
 
 fn landing(context: &ServerContext) -> Response<Body> {
     let published = publication::current(&context.published);
-    let snapshot = &published.snapshot;
     let now = publication::unix_now();
+    let snapshot = &published.snapshot(now);
     let mut html = String::with_capacity(4096);
     html.push_str("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Honcho Exporter</title>\n<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}.down{color:#b00}</style></head><body>\n<h1>Honcho Exporter</h1>\n");
     let _ = write!(

@@ -107,7 +107,7 @@ struct Cli {
     /// [default: min(10s, 0.8 × poll.interval)]
     #[arg(long = "poll.timeout", value_name = "DURATION")]
     poll_timeout: Option<String>,
-    /// Workspaces polled at once. [default: 4]
+    /// Requests in flight to Honcho at once, all workspaces and endpoints. [default: 4]
     #[arg(long = "poll.concurrency", value_name = "N")]
     poll_concurrency: Option<String>,
     /// Queue values older than this are no longer served. [default: 3 × poll.interval]
@@ -143,6 +143,10 @@ struct Cli {
     /// This replica's shard, from 0. [default: 0]
     #[arg(long = "shard.index", value_name = "N")]
     shard_index: Option<String>,
+    /// The duty rule's k: a workspace's status poll or walk starts no sooner than k × its last
+    /// busy time, so each keeps Honcho busy at most 1/k of the time. [default: 4]
+    #[arg(long = "poll.duty-factor", value_name = "K")]
+    poll_duty_factor: Option<String>,
 
     /// Log level: error, warn, info, debug or trace. [default: info]
     #[arg(long = "log.level", value_name = "LEVEL")]
@@ -287,7 +291,7 @@ fn read_flags(cli: &Cli, raw: &mut RawConfig) {
             Origin::Flag("--workspaces"),
         );
     }
-    let scalars: [(&'static str, &'static str, &Option<String>); 21] = [
+    let scalars: [(&'static str, &'static str, &Option<String>); 22] = [
         (
             "web.telemetry_path",
             "--web.telemetry-path",
@@ -351,6 +355,11 @@ fn read_flags(cli: &Cli, raw: &mut RawConfig) {
         ),
         ("shard.count", "--shard.count", &cli.shard_count),
         ("shard.index", "--shard.index", &cli.shard_index),
+        (
+            "poll.duty_factor",
+            "--poll.duty-factor",
+            &cli.poll_duty_factor,
+        ),
         ("log.level", "--log.level", &cli.log_level),
         ("log.format", "--log.format", &cli.log_format),
     ];

@@ -168,8 +168,13 @@ pub struct PollSettings {
     /// Budget for one upstream request including retries (`--poll.timeout`, default
     /// min(10 s, 0.8 × interval): see [`default_poll_timeout`]).
     pub timeout: Duration,
-    /// Workspaces polled at once (`--poll.concurrency`, default 4).
+    /// Requests in flight to Honcho at once, across every workspace and endpoint
+    /// (`--poll.concurrency`, default 4).
     pub concurrency: usize,
+    /// The duty rule's k (`--poll.duty-factor`, default 4): a workspace's status poll, head or
+    /// full walk starts no sooner than max(interval, k × its last busy time), so each keeps
+    /// Honcho busy at most 1/k of the time.
+    pub duty_factor: f64,
     /// Queue values older than this are dropped (`--poll.max-staleness`, default 3 × interval).
     pub max_staleness: Duration,
 }
@@ -288,6 +293,7 @@ impl Settings {
                 interval,
                 timeout: default_poll_timeout(interval),
                 concurrency: 4,
+                duty_factor: 4.0,
                 max_staleness: interval * 3,
             },
             workspaces: WorkspaceSelection {

@@ -233,6 +233,9 @@ pub(crate) fn resolve(raw: &RawConfig) -> Result<Settings, ConfigError> {
     if let Some(index) = lookup.scalar("shard.index", at_least(0))? {
         settings.shard.index = index;
     }
+    if let Some(factor) = lookup.scalar("poll.duty_factor", parse_duty_factor)? {
+        settings.poll.duty_factor = factor;
+    }
 
     check_consistency(&settings)?;
     Ok(settings)
@@ -484,6 +487,17 @@ fn parse_page_size(text: &str) -> Result<u32, String> {
         ));
     }
     Ok(size)
+}
+
+fn parse_duty_factor(text: &str) -> Result<f64, String> {
+    let factor: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("expected a number, got {text:?}"))?;
+    if !factor.is_finite() || factor < 1.0 {
+        return Err(format!("must be a number of at least 1, got {text:?}"));
+    }
+    Ok(factor)
 }
 
 fn parse_positive_rate(text: &str) -> Result<f64, String> {

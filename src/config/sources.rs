@@ -66,6 +66,7 @@ pub(crate) const KEYS: &[(&str, Shape)] = &[
     ("log.format", Shape::Scalar),
     ("shard.count", Shape::Scalar),
     ("shard.index", Shape::Scalar),
+    ("poll.duty_factor", Shape::Scalar),
 ];
 
 /// Prefix of every environment variable the exporter reads.

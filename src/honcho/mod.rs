@@ -77,6 +77,22 @@ pub struct WalkOutcome {
     pub truncated: bool,
 }
 
+tokio::task_local! {
+    /// Time the current job held in-flight slots (Honcho busy time on its behalf).
+    static JOB_BUSY: std::cell::Cell<Duration>;
+}
+
+/// Runs `job` and returns its output with the time its requests held in-flight slots: how long
+/// Honcho worked for it (waiting for a slot or for the rate bound is not counted).
+pub async fn measure_busy<F: std::future::Future>(job: F) -> (F::Output, Duration) {
+    JOB_BUSY
+        .scope(std::cell::Cell::new(Duration::ZERO), async move {
+            let output = job.await;
+            (output, JOB_BUSY.with(std::cell::Cell::get))
+        })
+        .await
+}
+
 /// Counts of upstream requests by endpoint and status code (`error` when no response came).
 pub type RequestCounts = BTreeMap<(Endpoint, String), u64>;
 
@@ -96,6 +112,9 @@ struct ClientInner {
     max_backoff: Duration,
     request_budget: Duration,
     rate: RateLimiter,
+    /// Requests in flight at once, across every workspace and endpoint (`poll.concurrency`):
+    /// FIFO, so a long walk's pages queue behind the small workspaces' requests.
+    in_flight: Arc<tokio::sync::Semaphore>,
     /// Set by a 429 with `Retry-After`: no request leaves before this instant, in any cycle.
     not_before: Mutex<Option<Instant>>,
     requests: Mutex<RequestCounts>,
@@ -131,10 +150,24 @@ pub enum ClientBuildError {
 
 impl Client {
     /// Builds a client for `settings`; `request_budget` bounds one logical request, retries
-    /// included (`poll.timeout`).
+    /// included (`poll.timeout`). No cap on requests in flight beyond the caller's own.
     pub fn new(
         settings: &HonchoSettings,
         request_budget: Duration,
+    ) -> Result<Self, ClientBuildError> {
+        Self::with_in_flight_cap(
+            settings,
+            request_budget,
+            tokio::sync::Semaphore::MAX_PERMITS,
+        )
+    }
+
+    /// Like [`Client::new`], with at most `cap` requests in flight to Honcho at once (a logical
+    /// request holds its slot through its retries, so the cap bounds Honcho's load).
+    pub fn with_in_flight_cap(
+        settings: &HonchoSettings,
+        request_budget: Duration,
+        cap: usize,
     ) -> Result<Self, ClientBuildError> {
         crate::install_crypto_provider();
         let tls = tls_config(settings.ca_file.as_deref())?;
@@ -160,6 +193,9 @@ impl Client {
                 max_backoff: settings.retry_max_backoff,
                 request_budget,
                 rate: RateLimiter::new(settings.max_requests_per_second),
+                in_flight: Arc::new(tokio::sync::Semaphore::new(
+                    cap.clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+                )),
                 not_before: Mutex::new(None),
                 requests: Mutex::new(BTreeMap::new()),
             }),
@@ -301,8 +337,28 @@ impl Client {
         url
     }
 
-    /// Sends one logical request with retries inside the request budget; returns the body.
+    /// Sends one logical request holding one in-flight slot, and adds the time the slot was
+    /// held to the calling job's busy time (see [`measure_busy`]).
     async fn send(
+        &self,
+        endpoint: Endpoint,
+        method: Method,
+        url: Url,
+    ) -> Result<Vec<u8>, UpstreamError> {
+        let _slot = self
+            .inner
+            .in_flight
+            .acquire()
+            .await
+            .expect("the in-flight semaphore is never closed");
+        let started = Instant::now();
+        let result = self.send_with_retries(endpoint, method, url).await;
+        let _ = JOB_BUSY.try_with(|busy| busy.set(busy.get() + started.elapsed()));
+        result
+    }
+
+    /// Sends one logical request with retries inside the request budget; returns the body.
+    async fn send_with_retries(
         &self,
         endpoint: Endpoint,
         method: Method,

@@ -75,8 +75,10 @@ fn build(generation: Generation, workspaces: &[WorkspaceFixtures]) -> Snapshot {
                 let body = fixture(page);
                 let parsed: WorkUnitsPage<'_> =
                     serde_json::from_slice(&body).expect("page fixture parses");
+                data.units_listed.get_or_insert(parsed.total);
                 aggregator.add_page(&parsed);
             }
+            data.last_complete_walk = Some((RECORDED_AT - 1.0, Duration::from_millis(120)));
             let aggregate = aggregator.finish();
             snapshot.batch_max_tokens = aggregate.batch_max_tokens;
             snapshot.flush_enabled = aggregate.flush_enabled;

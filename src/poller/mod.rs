@@ -257,10 +257,14 @@ impl Poller {
             .walk_plan(&workspaces, self.settings.work_units.enabled)
             .into_iter()
             .collect();
+        // Every status first: requests queue for in-flight slots in the order they are sent,
+        // so the cheap status polls are not queued behind the walks' pages.
         for workspace in &workspaces {
             if self.schedule.is_due(workspace, JobKind::Status, now) {
                 self.spawn(workspace, JobKind::Status, version, now, reports, jobs);
             }
+        }
+        for workspace in &workspaces {
             if !self.walk_plan.contains(workspace) || version != ApiVersion::V3 {
                 continue;
             }

@@ -13,6 +13,7 @@ mod fuzz_corpus;
 mod generation_detection;
 mod golden;
 mod process;
+mod scheduling;
 mod simulator_contract;
 mod simulator_faults;
 mod util;

@@ -190,6 +190,7 @@ impl Poller {
         let source = Arc::new(Servable {
             state: self.state.clone(),
             requests: self.client.request_counts(),
+            token_reload_errors: self.client.token_reload_errors(),
         });
         let next_expiry = self.state.next_expiry(now);
         let published = Arc::new(Published::from_source(source, now, self.ready));
@@ -222,7 +223,9 @@ impl Poller {
                 });
             }
             if self.state.workspaces().is_empty() {
-                // Nothing known yet: the jobs start when discovery answers.
+                // Nothing known yet: the jobs start when discovery answers (the round ends
+                // with it if it fails).
+                self.round = Some((now, 0));
                 return;
             }
         } else {
@@ -362,6 +365,7 @@ impl Poller {
                     }
                     Err(error) => self.state.discovery_failed(&error),
                 }
+                self.round_progress();
             }
             Report::Head(workspace, head) => {
                 if self.state.is_polled(&workspace) {
@@ -406,7 +410,9 @@ impl Poller {
     /// The round of jobs started at the last tick: when all have ended, its duration is the
     /// poll duration.
     fn round_progress(&mut self) {
-        if let Some((started, _)) = self.round {
+        if let Some((started, _)) = self.round
+            && !self.discovery_running
+        {
             // Jobs still running from this round (full walks may span many rounds: they are
             // not waited for).
             let busy = self.state.workspaces().iter().any(|workspace| {

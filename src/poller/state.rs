@@ -316,6 +316,19 @@ impl PollState {
                     }
                 }
                 record.walk_truncated = walk.truncated;
+                let invalid_before = record
+                    .walk
+                    .as_ref()
+                    .map_or(0, |(_, _, previous)| previous.invalid_timestamps);
+                if aggregate.invalid_timestamps > 0 && invalid_before == 0 {
+                    // Once, when they appear; the gauge tells how many there are each walk.
+                    tracing::warn!(
+                        workspace,
+                        units = aggregate.invalid_timestamps,
+                        example = aggregate.first_invalid_timestamp.as_deref().unwrap_or(""),
+                        "work units whose oldest_item_at is not a timestamp: their age is unknown, so they are in no state (honcho_exporter_work_units_invalid_timestamp)"
+                    );
+                }
                 record.walk = Some((stamp, duration, aggregate));
                 mark(record, Endpoint::WorkUnits, None, now, workspace);
             }
@@ -452,6 +465,16 @@ impl PollState {
 
     /// What may be served at `now`: every record minus values past their bound.
     pub fn snapshot(&self, now: f64, requests: RequestCounts) -> Snapshot {
+        self.snapshot_with(now, requests, None)
+    }
+
+    /// [`PollState::snapshot`] with the client's token reload errors.
+    pub fn snapshot_with(
+        &self,
+        now: f64,
+        requests: RequestCounts,
+        token_reload_errors: Option<BTreeMap<&'static str, u64>>,
+    ) -> Snapshot {
         let workspaces = self
             .records
             .iter()
@@ -474,6 +497,7 @@ impl PollState {
                 generation: generation.generation(),
                 status_split: generation.status_split(),
                 work_units_available: generation.work_units_available(),
+                token_reload_errors,
             },
         }
     }
@@ -552,11 +576,14 @@ pub struct Servable {
     pub state: PollState,
     /// Upstream request counts when published.
     pub requests: RequestCounts,
+    /// The client's token reload errors when published (`None`: no token file).
+    pub token_reload_errors: Option<BTreeMap<&'static str, u64>>,
 }
 
 impl SnapshotSource for Servable {
     fn snapshot_at(&self, now: f64) -> Snapshot {
-        self.state.snapshot(now, self.requests.clone())
+        self.state
+            .snapshot_with(now, self.requests.clone(), self.token_reload_errors.clone())
     }
 
     fn next_expiry(&self, now: f64) -> Option<f64> {

@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use honcho_exporter::config::Settings;
-use honcho_exporter::simulator::{
+use honcho_sim::{
     EndpointKind, FaultAction, FaultRule, Faults, Generation, Simulator, SimulatorConfig,
 };
 
@@ -45,7 +45,7 @@ fn up(samples: &[ParsedSample], workspace: &str) -> Option<f64> {
     value(
         samples,
         "honcho_exporter_up",
-        &[("workspace", workspace), ("endpoint", "work_units")],
+        &[("workspace", workspace), ("upstream", "work_units")],
     )
 }
 
@@ -121,7 +121,7 @@ async fn one_workspaces_404_on_work_units_marks_only_its_walk_down_and_a_rollbac
             sum(
                 &samples,
                 "honcho_exporter_poll_errors_total",
-                &[("endpoint", "work_units"), ("reason", "http_4xx")]
+                &[("upstream", "work_units"), ("reason", "http_4xx")]
             ) > 0.0
         );
         for workspace in OTHERS {

@@ -3,6 +3,7 @@
 
 mod alerts_e2e;
 mod config_errors;
+mod daemon;
 mod dashboards;
 mod deploy;
 mod end_to_end;
@@ -12,10 +13,8 @@ mod fixtures_replay;
 mod fuzz_corpus;
 mod generation_detection;
 mod golden;
-mod process;
 mod scheduling;
-mod simulator_contract;
-mod simulator_faults;
+mod settings_table;
 mod util;
 mod validators;
 mod web_config;

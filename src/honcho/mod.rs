@@ -83,8 +83,19 @@ tokio::task_local! {
     static JOB_BUSY: std::cell::Cell<Duration>;
 }
 
-/// Runs `job` and returns its output with the time its requests held in-flight slots: how long
-/// Honcho worked for it (waiting for a slot or for the rate bound is not counted).
+/// Adds the time since its start to the current job's busy time when dropped (an attempt cut
+/// off by the request budget counts too).
+struct BusyGuard(Instant);
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        let elapsed = self.0.elapsed();
+        let _ = JOB_BUSY.try_with(|busy| busy.set(busy.get() + elapsed));
+    }
+}
+
+/// Runs `job` and returns its output with the time its requests' attempts took: how long Honcho
+/// worked for it (waiting for a slot, the rate bound, `Retry-After` or a backoff not counted).
 pub async fn measure_busy<F: std::future::Future>(job: F) -> (F::Output, Duration) {
     JOB_BUSY
         .scope(std::cell::Cell::new(Duration::ZERO), async move {
@@ -348,8 +359,8 @@ impl Client {
         url
     }
 
-    /// Sends one logical request holding one in-flight slot, and adds the time the slot was
-    /// held to the calling job's busy time (see [`measure_busy`]).
+    /// Sends one logical request holding one in-flight slot; each attempt's time counts as the
+    /// calling job's busy time (see [`measure_busy`]).
     async fn send(
         &self,
         endpoint: Endpoint,
@@ -362,10 +373,7 @@ impl Client {
             .acquire()
             .await
             .expect("the in-flight semaphore is never closed");
-        let started = Instant::now();
-        let result = self.send_with_retries(endpoint, method, url).await;
-        let _ = JOB_BUSY.try_with(|busy| busy.set(busy.get() + started.elapsed()));
-        result
+        self.send_with_retries(endpoint, method, url).await
     }
 
     /// Sends one logical request with retries inside the request budget; returns the body.
@@ -451,6 +459,9 @@ impl Client {
         method: Method,
         url: Url,
     ) -> Result<Vec<u8>, UpstreamError> {
+        // Honcho works from here until the answer is read (or the attempt is abandoned);
+        // waits for the rate bound, Retry-After or a backoff are not its work.
+        let _busy = BusyGuard(Instant::now());
         let inner = &self.inner;
         let mut request = match method {
             Method::Get => inner.http.get(url),

@@ -3,8 +3,9 @@
 //!
 //! The duty rule: a job starts no sooner than max(interval, k × its last busy time) after its
 //! last start, and never while its previous run is still going. Busy time is the time its
-//! requests held an in-flight slot, i.e. how long Honcho worked for it, so one job keeps Honcho
-//! busy at most 1/k of the time however large the workspace grows (k = `poll.duty_factor`).
+//! requests' attempts took (waits for a slot, the rate bound or a backoff excluded), i.e. how
+//! long Honcho worked for it, so one job keeps Honcho busy at most 1/k of the time however large
+//! the workspace grows (k = `poll.duty_factor`).
 //! Jobs start on interval ticks, so a stretched period rounds up to whole intervals (which only
 //! lowers the share).
 

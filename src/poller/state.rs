@@ -57,6 +57,9 @@ struct WorkspaceRecord {
     walk_truncated: bool,
     /// A full walk has ended (complete or failed) at least once.
     walk_ended: bool,
+    /// The last full walk failed: `up{upstream="work_units"}` stays 0 until one completes,
+    /// whatever the head (a first page that still works) says.
+    walk_failing: bool,
     scopes: BTreeMap<String, (Stamp, ItemCounts)>,
     health: BTreeMap<Endpoint, EndpointHealth>,
 }
@@ -330,14 +333,16 @@ impl PollState {
                     );
                 }
                 record.walk = Some((stamp, duration, aggregate));
+                record.walk_failing = false;
                 mark(record, Endpoint::WorkUnits, None, now, workspace);
             }
             WalkResult::Failed(error) => {
                 let plain = self.max_staleness.as_secs_f64();
-                if let Some(record) = self.records.get_mut(workspace)
-                    && let Some((stamp, _, _)) = record.walk.as_mut()
-                {
-                    stamp.until = stamp.until.min(stamp.at + plain);
+                if let Some(record) = self.records.get_mut(workspace) {
+                    if let Some((stamp, _, _)) = record.walk.as_mut() {
+                        stamp.until = stamp.until.min(stamp.at + plain);
+                    }
+                    record.walk_failing = true;
                 }
                 self.work_units_failed(workspace, error, now);
             }
@@ -371,7 +376,9 @@ impl PollState {
                         head.aggregate.batch_max_tokens.or(self.batch_max_tokens);
                     self.flush_enabled = head.aggregate.flush_enabled.or(self.flush_enabled);
                     let record = self.records.entry(workspace.to_string()).or_default();
-                    mark(record, Endpoint::WorkUnits, None, now, workspace);
+                    if !record.walk_failing {
+                        mark(record, Endpoint::WorkUnits, None, now, workspace);
+                    }
                 }
                 let stamp = self.stamp(now, stretch);
                 if let Some(record) = self.records.get_mut(workspace) {
@@ -985,5 +992,36 @@ mod tests {
         assert!(!workspace.head_only);
         assert_eq!(workspace.last_complete_walk.map(|(at, _)| at), Some(20.0));
         assert_eq!(workspace.units_listed, Some(1));
+    }
+
+    #[test]
+    fn a_head_that_works_does_not_hide_a_failing_walk() {
+        let mut state = state();
+        state.merge_walk(
+            "ws-0",
+            WalkResult::Failed(UpstreamError::CursorLoop { pages: 2 }),
+            10.0,
+            Duration::from_secs(1),
+            Duration::ZERO,
+        );
+        state.merge_head(
+            "ws-0",
+            Ok(head(&[1.0, 2.0], 50, false)),
+            11.0,
+            Duration::ZERO,
+            Duration::ZERO,
+        );
+        let snapshot = state.snapshot(11.5, RequestCounts::new());
+        let health = snapshot.workspaces["ws-0"].health[&Endpoint::WorkUnits];
+        assert!(!health.up, "the walk fails: work_units stays down");
+        state.merge_walk(
+            "ws-0",
+            walk_of(50, 1.0),
+            20.0,
+            Duration::from_secs(1),
+            Duration::ZERO,
+        );
+        let snapshot = state.snapshot(20.5, RequestCounts::new());
+        assert!(snapshot.workspaces["ws-0"].health[&Endpoint::WorkUnits].up);
     }
 }

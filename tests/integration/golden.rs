@@ -145,9 +145,19 @@ fn check_golden(name: &str, actual: &str) {
     }
 }
 
+/// The exporter reads its token from a file (one change of it was empty and kept the old token).
+fn with_token_file(mut snapshot: Snapshot) -> Snapshot {
+    snapshot.exporter.token_reload_errors = Some(BTreeMap::from([
+        ("empty", 1),
+        ("invalid", 0),
+        ("unreadable", 0),
+    ]));
+    snapshot
+}
+
 fn scenario(name: &str) -> Snapshot {
     match name {
-        "generation_c" => build(
+        "generation_c" => with_token_file(build(
             Generation::C,
             &[
                 WorkspaceFixtures {
@@ -188,7 +198,7 @@ fn scenario(name: &str) -> Snapshot {
                     scopes: &[],
                 },
             ],
-        ),
+        )),
         "generation_c_flush" => build(
             Generation::C,
             &[WorkspaceFixtures {

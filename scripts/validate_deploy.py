@@ -511,7 +511,7 @@ def check_systemd(report: Report) -> None:
     if "--honcho.token-file=${CREDENTIALS_DIRECTORY}/honcho-token" not in exec_start:
         problems.append("ExecStart must pass --honcho.token-file=${CREDENTIALS_DIRECTORY}/honcho-token")
     if "ExecReload" in unit:
-        problems.append("ExecReload is set, but the exporter documents no SIGHUP reload")
+        problems.append("ExecReload is set, but a SIGHUP cannot apply EnvironmentFile= settings (systemd reads them only at start)")
     for line_number, line in enumerate(SYSTEMD_ENV.read_text(encoding="utf-8").splitlines(), 1):
         stripped = line.strip()
         if stripped and not stripped.startswith("#") and not re.fullmatch(r"[A-Z][A-Z0-9_]*=.*", stripped):

@@ -13,9 +13,10 @@ use tokio::task::JoinHandle;
 
 use crate::config::{Settings, Source};
 use crate::honcho::{Client, ClientBuildError};
-use crate::poller::{self, Poller, Published, SharedPublished};
+use crate::poller::Poller;
 use crate::postgres::PostgresSource;
 use crate::postgres::source::SourceBuildError;
+use crate::publication::{self, Published, SharedPublished};
 use crate::server::{self, ServerContext, SharedContext};
 use crate::web_config::{WebConfig, WebConfigError};
 
@@ -96,7 +97,11 @@ impl Exporter {
         settings: Arc<Settings>,
         listeners: Vec<TcpListener>,
     ) -> Result<Exporter, StartError> {
-        let client = Client::new(&settings.honcho, settings.poll.timeout)?;
+        let client = Client::with_in_flight_cap(
+            &settings.honcho,
+            settings.poll.timeout,
+            settings.poll.concurrency,
+        )?;
         let web_config = load_web_config(&settings)?;
         let initial = match settings.source {
             Source::Api => Published::initial(&settings),
@@ -188,7 +193,7 @@ impl Exporter {
 
     /// Whether a poll cycle has completed.
     pub fn is_ready(&self) -> bool {
-        poller::current(&self.published).ready
+        publication::current(&self.published).ready
     }
 
     /// Signals shutdown and waits (bounded) for the poller and servers to stop.
@@ -260,7 +265,11 @@ fn start_poller(
 ) -> Result<RunningPoller, StartError> {
     let (shutdown, signal) = watch::channel(false);
     let poller = match settings.source {
-        Source::Api => PollLoop::Api(Poller::new(settings, client, Arc::clone(published))),
+        Source::Api => PollLoop::Api(Box::new(Poller::new(
+            settings,
+            client,
+            Arc::clone(published),
+        ))),
         Source::Postgres => PollLoop::Postgres(Box::new(PostgresSource::new(
             settings,
             Arc::clone(published),
@@ -296,7 +305,7 @@ fn spawn_poller(
 /// [`SharedPublished`].
 enum PollLoop {
     /// Honcho's HTTP API.
-    Api(Poller),
+    Api(Box<Poller>),
     /// Honcho's database.
     Postgres(Box<PostgresSource>),
 }

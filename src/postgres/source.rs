@@ -22,7 +22,8 @@ use super::mapping::{CycleAccumulator, MappingSettings, WorkspaceResult};
 use super::queries::honcho_of_revision;
 use crate::config::{Secret, Settings, TokenSource};
 use crate::honcho::Endpoint;
-use crate::poller::{Published, SharedPublished, select_workspaces, unix_now};
+use crate::poller::select_workspaces;
+use crate::publication::{Published, SharedPublished, SnapshotSource, unix_now};
 use crate::snapshot::{
     EndpointHealth, ExporterStats, Generation, PostgresStats, Snapshot, WorkspaceSnapshot,
 };
@@ -200,7 +201,9 @@ impl PostgresSource {
         self.health_known = true;
         self.cycles += 1;
         self.last_duration = Some(started.elapsed());
-        let published = Arc::new(Published::render(self.snapshot(unix_now()), true));
+        let now = unix_now();
+        let view: Arc<dyn SnapshotSource> = Arc::new(self.view());
+        let published = Arc::new(Published::from_source(view, now, true));
         *self
             .published
             .write()
@@ -326,32 +329,18 @@ impl PostgresSource {
         }
     }
 
-    /// The snapshot at `now`: the stored results younger than max staleness.
-    fn snapshot(&self, now: f64) -> Snapshot {
-        let oldest_allowed = now - self.settings.poll.max_staleness.as_secs_f64();
-        let workspaces = self
-            .records
-            .iter()
-            .filter(|(_, (at, _))| *at >= oldest_allowed)
-            .map(|(name, (_, result))| {
-                (
-                    name.clone(),
-                    WorkspaceSnapshot {
-                        status: Some(result.status.clone()),
-                        work_units: Some(result.work_units.clone()),
-                        walk_truncated: false,
-                        scopes: result.scopes.clone(),
-                        health: BTreeMap::new(),
-                    },
-                )
-            })
-            .collect();
+    /// What this cycle publishes: the stored results and the self-metrics, frozen.
+    fn view(&self) -> CycleView {
         let honcho = &self.settings.honcho;
-        Snapshot {
-            taken_at: now,
-            workspaces,
-            batch_max_tokens: Some(honcho.deriver_representation_batch_max_tokens),
-            flush_enabled: Some(honcho.deriver_flush_enabled),
+        CycleView {
+            max_staleness: self.settings.poll.max_staleness.as_secs_f64(),
+            records: self.records.clone(),
+            transaction: self
+                .last_cost
+                .map(|cost| cost.transaction)
+                .unwrap_or_default(),
+            batch_max_tokens: honcho.deriver_representation_batch_max_tokens,
+            flush_enabled: honcho.deriver_flush_enabled,
             exporter: ExporterStats {
                 poll_duration: self.last_duration,
                 poll_interval: self.settings.poll.interval,
@@ -373,5 +362,65 @@ impl PostgresSource {
                 ..ExporterStats::default()
             },
         }
+    }
+}
+
+/// One cycle's publication: the results with the time they were read, served at scrape time
+/// only while younger than `poll.max_staleness` (the publication re-renders without them at
+/// their bound, mid-interval included).
+struct CycleView {
+    max_staleness: f64,
+    records: BTreeMap<String, (f64, WorkspaceResult)>,
+    transaction: Duration,
+    batch_max_tokens: u64,
+    flush_enabled: bool,
+    exporter: ExporterStats,
+}
+
+impl SnapshotSource for CycleView {
+    fn snapshot_at(&self, now: f64) -> Snapshot {
+        let oldest_allowed = now - self.max_staleness;
+        let workspaces = self
+            .records
+            .iter()
+            .filter(|(_, (at, _))| *at >= oldest_allowed)
+            .map(|(name, (at, result))| {
+                let units = result
+                    .work_units
+                    .cells
+                    .iter()
+                    .flatten()
+                    .map(|cell| cell.units)
+                    .sum();
+                (
+                    name.clone(),
+                    WorkspaceSnapshot {
+                        status: Some(result.status.clone()),
+                        work_units: Some(result.work_units.clone()),
+                        walk_truncated: false,
+                        head_only: false,
+                        units_listed: Some(units),
+                        last_complete_walk: Some((*at, self.transaction)),
+                        scopes: result.scopes.clone(),
+                        health: BTreeMap::new(),
+                    },
+                )
+            })
+            .collect();
+        Snapshot {
+            taken_at: now,
+            workspaces,
+            batch_max_tokens: Some(self.batch_max_tokens),
+            flush_enabled: Some(self.flush_enabled),
+            exporter: self.exporter.clone(),
+        }
+    }
+
+    fn next_expiry(&self, now: f64) -> Option<f64> {
+        self.records
+            .values()
+            .map(|(at, _)| at + self.max_staleness)
+            .filter(|bound| *bound > now)
+            .min_by(f64::total_cmp)
     }
 }

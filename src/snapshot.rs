@@ -207,6 +207,8 @@ pub struct WorkUnitAggregate {
     pub invalid_timestamps: u64,
     /// The first such `oldest_item_at` (at most 64 characters), for the log.
     pub first_invalid_timestamp: Option<String>,
+    /// The number of work units Honcho listed when the walk began (`total` of its first page).
+    pub listed: Option<u64>,
 }
 
 impl WorkUnitAggregate {
@@ -344,6 +346,9 @@ impl WorkUnitAggregator {
         }
         if page.flush_enabled.is_some() {
             self.aggregate.flush_enabled = page.flush_enabled;
+        }
+        if self.aggregate.listed.is_none() {
+            self.aggregate.listed = Some(page.total);
         }
         if self.seen.is_empty() {
             // `total` is the unit count: size the de-duplication memory once (bounded, so a bogus

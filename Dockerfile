@@ -4,7 +4,7 @@
 #   docker run --rm -p 127.0.0.1:21794:21794 honcho-exporter:0.1.0 --honcho.url=http://honcho:8000
 # The same build without Docker (what scripts/test.sh proves):
 #   rustup target add x86_64-unknown-linux-musl && apt-get install musl-tools
-#   cargo build --release --locked --target x86_64-unknown-linux-musl --bin honcho_exporter
+#   cargo build --release --locked --target x86_64-unknown-linux-musl -p honcho_exporter --no-default-features --bin honcho_exporter
 
 FROM rust:1-bookworm AS builder
 # musl-tools: musl-gcc for the few C files in the dependency tree (ring). Not version-pinned:
@@ -16,7 +16,8 @@ RUN apt-get update \
  && rustup target add x86_64-unknown-linux-musl
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --target x86_64-unknown-linux-musl --bin honcho_exporter \
+# --no-default-features: the production image carries no simulator (no `demo`, no /_sim API).
+RUN cargo build --release --locked --target x86_64-unknown-linux-musl -p honcho_exporter --no-default-features --bin honcho_exporter \
  && cp target/x86_64-unknown-linux-musl/release/honcho_exporter /honcho_exporter
 
 # distroless/static: CA certificates (for an https Honcho), /etc/passwd with the nonroot user,

@@ -285,12 +285,13 @@ const WALK_NOW: f64 = 1_795_320_000.0;
 /// Decodes a work-units page and walks it (twice, as a unit reappearing on a later page would)
 /// through a [`WorkUnitAggregator`].
 ///
-/// Invariants for any decodable page: units across cells = distinct keys; every repeat is a
-/// duplicate; items and tokens are the sums over first occurrences (saturating, never
-/// panicking, beyond `u64::MAX`); bad timestamps are the first occurrences whose
-/// `oldest_item_at` does not parse; the detail list is bounded by its limit, sorted most
-/// problematic first, and detail + capped = problem (non-ready) units; only wanted sessions
-/// get names; the envelope's settings pass through.
+/// Invariants for any decodable page: invalid timestamps are the first occurrences whose
+/// `oldest_item_at` does not parse, and those units are in no cell (their age is unknown);
+/// units across cells = distinct keys minus them; every repeat is a duplicate; items and tokens
+/// are the sums over the first occurrences with a valid timestamp (saturating, never panicking,
+/// beyond `u64::MAX`); the detail list is bounded by its limit, sorted most problematic first,
+/// and detail + capped = problem (non-ready) units; only wanted sessions get names; the
+/// envelope's settings pass through.
 pub fn check_work_units_page(data: &[u8]) -> bool {
     let Ok(page) = serde_json::from_slice::<WorkUnitsPage<'_>>(data) else {
         return false;
@@ -342,11 +343,23 @@ pub fn check_work_units_page(data: &[u8]) -> bool {
         }
         let rows = page.items.len() as u64;
         let distinct = first_rows.len() as u64;
+        let invalid = first_rows
+            .iter()
+            .filter(|row| parse_timestamp(&row.oldest_item_at).is_none())
+            .count() as u64;
+        assert_eq!(aggregate.invalid_timestamps, invalid, "invalid timestamps");
+        assert_eq!(
+            aggregate.first_invalid_timestamp.is_some(),
+            invalid > 0,
+            "an example exactly when there are invalid timestamps"
+        );
+        first_rows.retain(|row| parse_timestamp(&row.oldest_item_at).is_some());
+        let classified = distinct - invalid;
         let cells = aggregate.cells.iter().flatten();
         let units: u64 = cells.clone().map(|cell| cell.units).sum();
         assert_eq!(
-            units, distinct,
-            "units across cells vs distinct work unit keys"
+            units, classified,
+            "units across cells vs distinct work unit keys with a valid timestamp"
         );
         assert_eq!(aggregate.duplicates, 2 * rows - distinct, "duplicates");
         let items: u128 = cells.clone().map(|cell| u128::from(cell.items)).sum();
@@ -361,11 +374,6 @@ pub fn check_work_units_page(data: &[u8]) -> bool {
             .map(|row| u128::from(row.pending_tokens))
             .sum();
         assert_sum_across_cells(tokens, expected_tokens, "tokens");
-        let bad = first_rows
-            .iter()
-            .filter(|row| parse_timestamp(&row.oldest_item_at).is_none())
-            .count() as u64;
-        assert_eq!(aggregate.bad_timestamps, bad, "bad timestamps");
 
         for task_type in TaskType::ALL {
             for state in UnitState::ALL {
@@ -388,7 +396,7 @@ pub fn check_work_units_page(data: &[u8]) -> bool {
         );
         assert_eq!(
             aggregate.detail.len() as u64 + aggregate.capped_detail,
-            distinct - ready,
+            classified - ready,
             "detail + capped vs problem units"
         );
         assert!(

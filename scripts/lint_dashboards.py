@@ -14,14 +14,21 @@ Dashboards (grafana/dashboard-linter's rules and the monitoring-mixins conventio
     and only in panels whose description says they need Honcho's /metrics);
   * every exporter metric selector carries `job=~"$job"` and `instance=~"$instance"`;
   * HA: queue metrics (honcho_queue_*, honcho_deriver_*) are only read through
-    `max without (instance, pod)`, so two exporters on one Honcho never double count.
+    `max without (instance, pod)`, so two exporters on one Honcho never double count;
+  * a `topk`/`bottomk` in a time series (range) query ranks `@ end()` values, so the graph shows
+    one fixed set of k series, not k per step (more than k over the range);
+  * overview dashboards (tag `overview`): every time series grouped by workspace is limited
+    with topk/bottomk (1,000 workspaces must not stack 3,000 series) and carries a data link
+    to the workspace board (`/d/honcho-workspace`, `var-workspace=${__field.labels.…}`,
+    `${__url_time_range}`).
 
 Rule files:
   * every metric an expression uses is exported, or recorded by a rule file;
-  * alerts: `Honcho…` CamelCase names, a `severity` label (critical|warning|info), summary,
-    description and a runbook_url pointing at docs/runbook.md#<lowercased alert name>, with that
-    section present in the runbook; `for:` and thresholds carry `# param:<Alert>.<name>`
-    markers, each documented in deploy/prometheus/README.md.
+  * alerts: `Honcho…` CamelCase names, a `severity` label (critical|warning|info), a static
+    summary, description, a dashboard_url on a shipped dashboard and a runbook_url pointing at
+    docs/runbook.md#<lowercased alert name>, with that section present in the runbook. (The
+    `# param:<Alert>.<name>` markers of thresholds and `for:` durations are checked in Rust:
+    tests/integration/dashboards.rs.)
 
 Exits 1 and prints one line per problem (file, panel or rule, problem) if anything is wrong.
 Metric names are parsed out of PromQL roughly (strings and label lists removed first); that is
@@ -39,6 +46,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNBOOK_BASE = "https://github.com/honcho-exporter/honcho_exporter/blob/main/docs/runbook.md"
+GRAFANA_BASE = "https://grafana.example.com"
+SHIPPED_DASHBOARD_UIDS = {path.stem for path in (Path(__file__).resolve().parent.parent / "dashboards").glob("*.json")}
 CHECKED_PREFIXES = ("honcho_", "process_", "deriver_")
 HA_DEDUP_PREFIXES = ("honcho_queue_", "honcho_deriver_")
 HA_DEDUP = re.compile(r"max\s+without\s*\(\s*instance\s*,\s*pod\s*\)")
@@ -48,8 +57,6 @@ DATASOURCE_REF = {"${datasource}", "$datasource"}
 GRAFANA_BUILTIN_DATASOURCE = {"type": "grafana", "uid": "-- Grafana --"}
 LABEL_LIST_KEYWORDS = ("by", "without", "on", "ignoring", "group_left", "group_right")
 RANGE_FUNCTIONS_FOR_COUNTERS = ("rate", "irate", "increase")
-PARAM_MARKER = re.compile(r"#\s*param:([A-Za-z]+)\.([a-z_]+)\s*$")
-PARAM_VALUE = re.compile(r'(?:"([^"]*)"|(\d+(?:\.\d+)?(?:ms|s|m|h|d|w|y)?))')
 
 
 class Problems:
@@ -298,6 +305,7 @@ def lint_dashboard(path: Path, catalogue: MetricCatalogue, seen_uids: dict, prob
         if not is_datasource_variable_ref(value):
             problems.add(file, ref_path, f"hard-coded datasource {json.dumps(value)}: use ${{datasource}}")
 
+    overview = "overview" in (dashboard.get("tags") or [])
     panel_ids = set()
     panels = walk_panels(dashboard.get("panels", []))
     if not any(p.get("type") != "row" for p in panels):
@@ -338,6 +346,43 @@ def lint_dashboard(path: Path, catalogue: MetricCatalogue, seen_uids: dict, prob
                 if window.strip() != "$__rate_interval":
                     problems.add(file, target_where, f"range [{window}] must be [$__rate_interval]")
             check_query(problems, file, target_where, expr, catalogue, description, for_dashboard=True)
+            check_series_limits(problems, file, target_where, expr, panel, target, overview)
+        if overview and panel.get("type") == "timeseries" and any(
+            groups_by_workspace(t.get("expr") or "") for t in targets
+        ):
+            check_workspace_link(problems, file, where, panel)
+
+
+WORKSPACE_GROUPING = re.compile(r"\bby\s*\([^)]*\bworkspace(_name)?\b[^)]*\)")
+RANKING = re.compile(r"\b(topk|bottomk)\s*\(")
+
+
+def groups_by_workspace(expr: str) -> bool:
+    return bool(WORKSPACE_GROUPING.search(mask_strings_and_comments(expr)))
+
+
+def check_series_limits(problems: Problems, file: str, where: str, expr: str, panel: dict, target: dict,
+                        overview: bool) -> None:
+    """topk/bottomk in range queries rank `@ end()` values; overview series per workspace are ranked."""
+    masked = mask_strings_and_comments(expr)
+    range_query = panel.get("type") == "timeseries" and target.get("instant") is not True
+    if range_query and RANKING.search(masked) and "@ end()" not in masked:
+        problems.add(file, where, "topk/bottomk in a range query picks k series per step (more than k in the graph): rank `@ end()` values and join them with `and on (...)`")
+    if overview and panel.get("type") == "timeseries" and groups_by_workspace(expr) and not RANKING.search(masked):
+        problems.add(file, where, "overview time series grouped by workspace must be limited with topk(10, …) (or bottomk)")
+
+
+def check_workspace_link(problems: Problems, file: str, where: str, panel: dict) -> None:
+    """Overview panels per workspace link each series to the workspace board, keeping the time range."""
+    links = (panel.get("fieldConfig", {}).get("defaults", {}).get("links") or []) + (panel.get("links") or [])
+    good = [
+        link for link in links
+        if "/d/honcho-workspace" in link.get("url", "")
+        and "var-workspace=${__field.labels.workspace" in link.get("url", "")
+        and "${__url_time_range}" in link.get("url", "")
+    ]
+    if not good:
+        problems.add(file, where, "no data link to the workspace board (/d/honcho-workspace?…var-workspace=${__field.labels.workspace}&${__url_time_range})")
 
 
 # --------------------------------------------------------------------------- rule files
@@ -363,14 +408,7 @@ def recorded_names(rule_files: list[Path]) -> set[str]:
     return names
 
 
-def documented_params(readme: Path) -> set[str]:
-    try:
-        return set(re.findall(r"`([A-Za-z]+\.[a-z_]+)`", readme.read_text()))
-    except OSError:
-        return set()
-
-
-def lint_rules(path: Path, catalogue: MetricCatalogue, runbook: Path, readme: Path, problems: Problems) -> None:
+def lint_rules(path: Path, catalogue: MetricCatalogue, runbook: Path, problems: Problems) -> None:
     file = str(path)
     try:
         text = path.read_text()
@@ -384,7 +422,6 @@ def lint_rules(path: Path, catalogue: MetricCatalogue, runbook: Path, readme: Pa
         runbook_text = ""
         problems.add(file, "rules", f"runbook {os.path.relpath(runbook)} not found")
     runbook_headings = set(re.findall(r"^## (\S+)\s*$", runbook_text, flags=re.M))
-    params = documented_params(readme)
 
     alerts = set()
     for group in data.get("groups", []) or []:
@@ -403,9 +440,16 @@ def lint_rules(path: Path, catalogue: MetricCatalogue, runbook: Path, readme: Pa
             if severity not in SEVERITIES:
                 problems.add(file, where, f"severity label {severity!r} is not one of {sorted(SEVERITIES)}")
             annotations = rule.get("annotations") or {}
-            for key in ("summary", "description", "runbook_url"):
+            for key in ("summary", "description", "runbook_url", "dashboard_url"):
                 if not annotations.get(key):
                     problems.add(file, where, f"no {key} annotation")
+            if "{{" in str(annotations.get("summary", "")):
+                problems.add(file, where, "summary must be static (no templating): notification titles group by it; details go in description")
+            dashboard_url = str(annotations.get("dashboard_url", ""))
+            if dashboard_url:
+                match = re.match(re.escape(GRAFANA_BASE) + r"/d/([a-z0-9-]+)", dashboard_url)
+                if not match or match.group(1) not in SHIPPED_DASHBOARD_UIDS:
+                    problems.add(file, where, f"dashboard_url must be {GRAFANA_BASE}/d/<uid of a dashboard in dashboards/>")
             expected_url = f"{RUNBOOK_BASE}#{name.lower()}"
             if annotations.get("runbook_url") and annotations["runbook_url"] != expected_url:
                 problems.add(file, where, f"runbook_url must be {expected_url}")
@@ -413,26 +457,6 @@ def lint_rules(path: Path, catalogue: MetricCatalogue, runbook: Path, readme: Pa
                 problems.add(file, where, f'docs/runbook.md has no section "## {name}"')
             if "for" not in rule:
                 problems.add(file, where, "no for: duration")
-
-    # Parameter markers: on the raw text, since YAML and PromQL comments are not in the data.
-    marked = set()
-    for line_number, line in enumerate(text.splitlines(), start=1):
-        marker = PARAM_MARKER.search(line)
-        if not marker:
-            continue
-        alert, param = marker.groups()
-        key = f"{alert}.{param}"
-        where = f"line {line_number}"
-        marked.add(key)
-        if alert not in alerts:
-            problems.add(file, where, f"param marker {key} names no alert in this file")
-        if not PARAM_VALUE.findall(line[: marker.start()]):
-            problems.add(file, where, f"param marker {key} has no value (a number, duration or string) before it")
-        if key not in params:
-            problems.add(file, where, f"param {key} is not documented in {os.path.relpath(readme)}")
-    for alert in sorted(alerts):
-        if f"{alert}.for" not in marked:
-            problems.add(file, f"alert {alert}", f"its for: line needs a `# param:{alert}.for` marker")
 
 
 # --------------------------------------------------------------------------- promtool hand-off
@@ -483,7 +507,6 @@ def main() -> int:
     parser.add_argument("--exported-metrics", type=Path, default=ROOT / "dashboards/exported-metrics.txt")
     parser.add_argument("--honcho-metrics", type=Path, default=ROOT / "dashboards/honcho-own-metrics.txt")
     parser.add_argument("--runbook", type=Path, default=ROOT / "docs/runbook.md")
-    parser.add_argument("--rules-readme", type=Path, default=ROOT / "deploy/prometheus/README.md")
     parser.add_argument("--emit-promql-rules", type=Path, metavar="FILE",
                         help="also write every dashboard query into FILE as a rule file, for `promtool check rules`")
     args = parser.parse_args()
@@ -506,7 +529,7 @@ def main() -> int:
     for path in dashboards:
         lint_dashboard(path, catalogue, seen_uids, problems)
     for path in rule_files:
-        lint_rules(path, catalogue, args.runbook, args.rules_readme, problems)
+        lint_rules(path, catalogue, args.runbook, problems)
 
     if args.emit_promql_rules:
         args.emit_promql_rules.write_text(json.dumps(panel_queries_as_rules(dashboards), indent=2))

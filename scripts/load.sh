@@ -3,7 +3,7 @@
 # honcho_exporter (polling honcho-sim on loopback), for a bounded time. Prints wrk's latency
 # distribution (p50/p99) and throughput, the status codes, and whether the poll loop kept its
 # interval (poll cycles done vs. elapsed / interval). The in-test version (debug build, 200
-# reqwest scrapers) is tests/integration/process.rs::
+# reqwest scrapers) is tests/integration/daemon.rs::
 # a_flood_of_concurrent_scrapers_gets_200_or_503_and_the_poll_loop_keeps_time.
 #
 # Usage: scripts/load.sh                       (200 connections, 10 s, 250 ms poll interval)

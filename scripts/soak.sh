@@ -5,7 +5,7 @@
 # time, then checks that neither grew: the second half's maximum series count must stay within
 # the first half's (+10 % + 20) and the final RSS within 1.5 × the RSS at a quarter of the run
 # (+ 8 MiB). Exit 0 = flat, 1 = growth. The in-test version is
-# tests/integration/process.rs::a_time_compressed_soak_keeps_series_and_memory_flat.
+# tests/integration/daemon.rs::a_time_compressed_soak_keeps_series_and_memory_flat.
 #
 # Usage: scripts/soak.sh            (5 minutes at a 20 ms poll interval)
 #        DURATION=60 INTERVAL=50ms TIMEOUT=45ms scripts/soak.sh

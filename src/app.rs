@@ -1,6 +1,7 @@
-//! Wiring: validated settings → Honcho client → poller → HTTP server(s), sharing one shutdown
-//! signal. The binary, `demo` and the end-to-end tests all start the exporter through
-//! [`Exporter::start`]; callers bind the listeners (tests bind `127.0.0.1:0`).
+//! Wiring: validated settings → Honcho client → poller → HTTP server(s). The binary, `demo` and
+//! the end-to-end tests all start the exporter through [`Exporter::start`]; callers bind the
+//! listeners (tests bind `127.0.0.1:0`). [`Exporter::reload`] applies new settings (SIGHUP)
+//! all or nothing, keeping the listeners whose address did not change.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -13,7 +14,7 @@ use tokio::task::JoinHandle;
 use crate::config::Settings;
 use crate::honcho::{Client, ClientBuildError};
 use crate::poller::{self, Poller, Published, SharedPublished};
-use crate::server::{self, ServerContext};
+use crate::server::{self, ServerContext, SharedContext};
 use crate::web_config::{WebConfig, WebConfigError};
 
 /// Why the exporter could not start.
@@ -22,19 +23,20 @@ pub enum StartError {
     /// The Honcho client could not be built (CA file, token file, TLS setup).
     #[error(transparent)]
     Client(#[from] ClientBuildError),
-    /// `--web.config.file` is invalid.
+    /// `--web.config.file` is invalid. (Its text is in this message, so it is not also a
+    /// `source()`: an error chain printed in full would repeat it.)
     #[error("invalid --web.config.file: {0}")]
-    WebConfig(#[from] WebConfigError),
+    WebConfig(WebConfigError),
     /// The poller's thread or runtime could not be created.
     #[error("cannot start the poller thread: {0}")]
     Runtime(std::io::Error),
     /// A listen address could not be bound.
-    #[error("cannot listen on {address}: {source}")]
+    #[error("cannot listen on {address}: {error}")]
     Bind {
         /// The address.
         address: SocketAddr,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error (in the message, not a `source()`: a full chain would repeat it).
+        error: std::io::Error,
     },
 }
 
@@ -42,74 +44,138 @@ pub enum StartError {
 pub struct Exporter {
     /// The addresses actually bound (port 0 resolved).
     pub addresses: Vec<SocketAddr>,
-    /// The poller's publication (tests read it directly).
+    /// The poller's publication (tests read it directly). It outlives reloads: the servers
+    /// serve the last publication until the restarted poller's first cycle replaces it.
     pub published: SharedPublished,
-    shutdown: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
-    /// Ends when the poller has stopped.
-    poller_thread: tokio::sync::oneshot::Receiver<()>,
+    context: SharedContext,
+    poller: RunningPoller,
+    servers: Vec<RunningServer>,
 }
 
-/// Binds every `web.listen_addresses` entry.
+/// The poller thread and how to stop it.
+struct RunningPoller {
+    shutdown: watch::Sender<bool>,
+    /// Ends when the poller has stopped.
+    stopped: tokio::sync::oneshot::Receiver<()>,
+}
+
+/// One listener's server task.
+struct RunningServer {
+    /// The address as configured (port 0 stays 0): what a reload compares.
+    configured: SocketAddr,
+    /// The address bound.
+    bound: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// Binds every `web.listen_addresses` entry, in order.
 pub async fn bind(settings: &Settings) -> Result<Vec<TcpListener>, StartError> {
     let mut listeners = Vec::new();
     for address in &settings.web.listen_addresses {
-        let listener = TcpListener::bind(address)
-            .await
-            .map_err(|source| StartError::Bind {
-                address: *address,
-                source,
-            })?;
-        listeners.push(listener);
+        listeners.push(bind_one(*address).await?);
     }
     Ok(listeners)
 }
 
+async fn bind_one(address: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|error| StartError::Bind { address, error })
+}
+
 impl Exporter {
-    /// Starts the poller and one server per listener.
+    /// Starts the poller and one server per listener (`listeners` in the order of
+    /// `web.listen_addresses`, as [`bind`] returns them).
     pub fn start(
         settings: Arc<Settings>,
         listeners: Vec<TcpListener>,
     ) -> Result<Exporter, StartError> {
         let client = Client::new(&settings.honcho, settings.poll.timeout)?;
-        let web_config = match &settings.web.config_file {
-            Some(path) => Some(Arc::new(WebConfig::load(path)?)),
-            None => None,
-        };
+        let web_config = load_web_config(&settings)?;
         let published: SharedPublished =
             Arc::new(RwLock::new(Arc::new(Published::initial(&settings))));
-        let (shutdown, shutdown_signal) = watch::channel(false);
-        let mut tasks = Vec::new();
-        let poller = Poller::new(Arc::clone(&settings), client, Arc::clone(&published));
-        let poller_thread = spawn_poller(poller, wait_for(shutdown_signal.clone()))?;
-        let context = Arc::new(ServerContext {
-            published: Arc::clone(&published),
-            telemetry_path: settings.web.telemetry_path.clone(),
-            web_config,
-            requests: Arc::new(Semaphore::new(settings.web.max_concurrent_requests.max(1))),
-            request_timeout: settings.web.request_timeout,
-            honcho_url: redacted_url(&settings.honcho.url),
-        });
-        let mut addresses = Vec::new();
-        for listener in listeners {
-            if let Ok(address) = listener.local_addr() {
-                addresses.push(address);
-            }
-            let context = Arc::clone(&context);
-            let signal = wait_for(shutdown_signal.clone());
-            tasks.push(tokio::spawn(async move {
-                if let Err(error) = server::serve(listener, context, signal).await {
-                    tracing::error!(%error, "HTTP server failed");
-                }
-            }));
-        }
-        Ok(Exporter {
-            addresses,
+        let context = SharedContext::new(server_context(&settings, web_config, &published));
+        let poller = start_poller(Arc::clone(&settings), client, &published)?;
+        let mut exporter = Exporter {
+            addresses: Vec::new(),
             published,
+            context,
+            poller,
+            servers: Vec::new(),
+        };
+        for (index, listener) in listeners.into_iter().enumerate() {
+            let configured = settings.web.listen_addresses.get(index).copied();
+            exporter.start_server(configured, listener);
+        }
+        exporter.addresses = exporter.servers.iter().map(|server| server.bound).collect();
+        Ok(exporter)
+    }
+
+    /// Applies `settings` to the running exporter (SIGHUP), or changes nothing and returns why
+    /// not. Everything that can fail comes first: the Honcho client, `--web.config.file`, and
+    /// binding the listen addresses that are new. Then the servers take the new context (for
+    /// new connections and requests), the poller is restarted with the new settings, and the
+    /// servers of addresses no longer listed stop. Listeners of addresses that did not change
+    /// are kept as they are, so scrapes go on across the reload.
+    pub async fn reload(&mut self, settings: Arc<Settings>) -> Result<(), StartError> {
+        let client = Client::new(&settings.honcho, settings.poll.timeout)?;
+        let web_config = load_web_config(&settings)?;
+        let mut new_listeners = Vec::new();
+        for address in &settings.web.listen_addresses {
+            let running = self
+                .servers
+                .iter()
+                .any(|server| server.configured == *address);
+            let listed = new_listeners.iter().any(|(listed, _)| listed == address);
+            if !running && !listed {
+                // On error the listeners bound so far are dropped: nothing changed.
+                new_listeners.push((*address, bind_one(*address).await?));
+            }
+        }
+        // The new poller starts before the old one stops, so a failure to start it leaves the
+        // running one in place; the old one's cycle in flight is abandoned when it stops.
+        let poller = start_poller(Arc::clone(&settings), client, &self.published)?;
+        self.context
+            .replace(server_context(&settings, web_config, &self.published));
+        let old_poller = std::mem::replace(&mut self.poller, poller);
+        old_poller.stop().await;
+        for (address, listener) in new_listeners {
+            self.start_server(Some(address), listener);
+        }
+        let (kept, removed): (Vec<_>, Vec<_>) = std::mem::take(&mut self.servers)
+            .into_iter()
+            .partition(|server| settings.web.listen_addresses.contains(&server.configured));
+        self.servers = kept;
+        for server in removed {
+            tracing::info!(address = %server.bound, "no longer listed in web.listen_addresses; closing the listener");
+            server.stop().await;
+        }
+        self.addresses = self.servers.iter().map(|server| server.bound).collect();
+        Ok(())
+    }
+
+    fn start_server(&mut self, configured: Option<SocketAddr>, listener: TcpListener) {
+        let bound = match listener.local_addr() {
+            Ok(address) => address,
+            Err(error) => {
+                tracing::error!(%error, "a bound listener has no local address; not serving on it");
+                return;
+            }
+        };
+        let (shutdown, signal) = watch::channel(false);
+        let context = self.context.clone();
+        let task = tokio::spawn(async move {
+            if let Err(error) = server::serve(listener, context, wait_for(signal)).await {
+                tracing::error!(%error, "HTTP server failed");
+            }
+        });
+        self.servers.push(RunningServer {
+            configured: configured.unwrap_or(bound),
+            bound,
             shutdown,
-            tasks,
-            poller_thread,
-        })
+            task,
+        });
     }
 
     /// Whether a poll cycle has completed.
@@ -119,22 +185,75 @@ impl Exporter {
 
     /// Signals shutdown and waits (bounded) for the poller and servers to stop.
     pub async fn stop(self) {
+        for server in &self.servers {
+            let _ = server.shutdown.send(true);
+        }
+        self.poller.stop().await;
+        for server in self.servers {
+            server.stop().await;
+        }
+    }
+}
+
+impl RunningPoller {
+    /// Signals the poller and waits (bounded) for it to stop.
+    async fn stop(self) {
         let _ = self.shutdown.send(true);
-        if tokio::time::timeout(Duration::from_secs(10), self.poller_thread)
+        if tokio::time::timeout(Duration::from_secs(10), self.stopped)
             .await
             .is_err()
         {
             tracing::warn!("the poller did not stop within 10 s");
         }
-        for task in self.tasks {
-            if tokio::time::timeout(Duration::from_secs(10), task)
-                .await
-                .is_err()
-            {
-                tracing::warn!("a task did not stop within 10 s");
-            }
+    }
+}
+
+impl RunningServer {
+    /// Signals the server and waits (bounded) for it to stop.
+    async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        if tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .is_err()
+        {
+            tracing::warn!(address = %self.bound, "an HTTP server did not stop within 10 s");
         }
     }
+}
+
+fn load_web_config(settings: &Settings) -> Result<Option<Arc<WebConfig>>, StartError> {
+    match &settings.web.config_file {
+        Some(path) => Ok(Some(Arc::new(
+            WebConfig::load(path).map_err(StartError::WebConfig)?,
+        ))),
+        None => Ok(None),
+    }
+}
+
+fn server_context(
+    settings: &Settings,
+    web_config: Option<Arc<WebConfig>>,
+    published: &SharedPublished,
+) -> ServerContext {
+    ServerContext {
+        published: Arc::clone(published),
+        telemetry_path: settings.web.telemetry_path.clone(),
+        web_config,
+        requests: Arc::new(Semaphore::new(settings.web.max_concurrent_requests.max(1))),
+        request_timeout: settings.web.request_timeout,
+        honcho_url: redacted_url(&settings.honcho.url),
+    }
+}
+
+fn start_poller(
+    settings: Arc<Settings>,
+    client: Client,
+    published: &SharedPublished,
+) -> Result<RunningPoller, StartError> {
+    let (shutdown, signal) = watch::channel(false);
+    let poller = Poller::new(settings, client, Arc::clone(published));
+    let stopped = spawn_poller(poller, wait_for(signal))?;
+    Ok(RunningPoller { shutdown, stopped })
 }
 
 /// Runs the poller on its own OS thread with a single-threaded runtime, so that a flood of

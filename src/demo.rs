@@ -1,4 +1,4 @@
-//! `honcho_exporter demo`: starts the simulated Honcho ([`crate::simulator`]) on loopback and
+//! `honcho_exporter demo`: starts the simulated Honcho (the `honcho_sim` crate) on loopback and
 //! the exporter against it over real HTTP, prints where to look, and runs until Ctrl-C or
 //! SIGTERM. Nothing here is special-cased for the demo: the exporter is started exactly as
 //! `main` starts it, with default settings apart from the poll interval.
@@ -11,7 +11,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::app::Exporter;
 use crate::config::{DemoOptions, Settings};
-use crate::simulator::{Generation, Simulator, SimulatorConfig};
+use honcho_sim::{Generation, Simulator, SimulatorConfig};
 
 /// Runs the demo until interrupted.
 pub async fn run(options: DemoOptions) -> anyhow::Result<()> {

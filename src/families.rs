@@ -12,6 +12,14 @@ use crate::snapshot::{EndpointHealth, Snapshot, WorkspaceSnapshot};
 
 type Labels = Vec<(&'static str, String)>;
 
+/// The label naming which Honcho API endpoint (or, later, data source) a poll, request or error
+/// belongs to: `status`, `work_units`, `discovery`, `scope`. Named `upstream`, not `endpoint`:
+/// prometheus-operator attaches an `endpoint` target label to every series it scrapes, and with
+/// the default `honorLabels: false` ours would be renamed `exported_endpoint`. No label of ours
+/// may share a name with a target label (`job`, `instance`, `endpoint`, `namespace`, `pod`,
+/// `service`, `container`); `tests/integration/golden.rs` holds every family to that.
+pub const UPSTREAM_LABEL: &str = "upstream";
+
 fn labels(pairs: &[(&'static str, &str)]) -> Labels {
     pairs
         .iter()
@@ -153,6 +161,11 @@ fn work_unit_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
         "1 if the last work-units walk of the workspace stopped at the page cap, so the work-unit numbers cover only the oldest units",
         MetricType::Gauge,
     );
+    let mut invalid_timestamps = MetricFamily::new(
+        "honcho_exporter_work_units_invalid_timestamp",
+        "Work units of the last walk of the workspace whose oldest_item_at is not a timestamp: their age is unknown, so they are counted in no state",
+        MetricType::Gauge,
+    );
     for (workspace, data) in &snapshot.workspaces {
         if data
             .health
@@ -166,6 +179,10 @@ fn work_unit_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
         let Some(aggregate) = &data.work_units else {
             continue;
         };
+        invalid_timestamps.push(
+            labels(&[("workspace", workspace)]),
+            aggregate.invalid_timestamps as f64,
+        );
         for task_type in TaskType::ALL {
             // `other` exists only while a unit of an unknown task type does.
             if task_type == TaskType::Other && !aggregate.has_units(TaskType::Other) {
@@ -207,6 +224,7 @@ fn work_unit_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
         unit_until_threshold,
         unit_tokens,
         truncated,
+        invalid_timestamps,
     ]);
 }
 
@@ -261,12 +279,15 @@ fn exporter_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
         }
     };
     if let Some(discovery) = &stats.discovery {
-        push_health(labels(&[("endpoint", "discovery")]), discovery);
+        push_health(labels(&[(UPSTREAM_LABEL, "discovery")]), discovery);
     }
     for (workspace, data) in &snapshot.workspaces {
         for (endpoint, health) in &data.health {
             push_health(
-                labels(&[("workspace", workspace), ("endpoint", endpoint.as_str())]),
+                labels(&[
+                    ("workspace", workspace),
+                    (UPSTREAM_LABEL, endpoint.as_str()),
+                ]),
                 health,
             );
         }
@@ -295,23 +316,23 @@ fn exporter_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
     cycles.push(Vec::new(), stats.poll_cycles as f64);
     let mut requests = MetricFamily::new(
         "honcho_exporter_upstream_requests",
-        "HTTP requests sent to Honcho, by endpoint and status code (error: no response)",
+        "HTTP requests sent to Honcho, by upstream endpoint and status code (error: no response)",
         MetricType::Counter,
     );
     for ((endpoint, code), count) in &stats.requests {
         requests.push(
-            labels(&[("endpoint", endpoint.as_str()), ("code", code)]),
+            labels(&[(UPSTREAM_LABEL, endpoint.as_str()), ("code", code)]),
             *count as f64,
         );
     }
     let mut errors = MetricFamily::new(
         "honcho_exporter_poll_errors",
-        "Failed polls of Honcho by endpoint and reason (after retries)",
+        "Failed polls of Honcho by upstream endpoint and reason (after retries)",
         MetricType::Counter,
     );
     for ((endpoint, reason), count) in &stats.errors {
         errors.push(
-            labels(&[("endpoint", endpoint.as_str()), ("reason", reason)]),
+            labels(&[(UPSTREAM_LABEL, endpoint.as_str()), ("reason", reason)]),
             *count as f64,
         );
     }
@@ -365,6 +386,17 @@ fn exporter_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
         labels(&[("version", crate::VERSION), ("revision", crate::REVISION)]),
         1.0,
     );
+    if let Some(rejected) = &stats.token_reload_errors {
+        let mut token = MetricFamily::new(
+            "honcho_exporter_token_reload_errors",
+            "Changes of the Honcho token file that were not used, by reason (unreadable, empty, invalid): the previous token stays in use. Each version of the file counts once",
+            MetricType::Counter,
+        );
+        for (reason, count) in rejected {
+            token.push(labels(&[("reason", reason)]), *count as f64);
+        }
+        families.push(token);
+    }
     families.extend([
         up,
         last_success,
@@ -436,4 +468,36 @@ fn add_ages(
 /// Seconds from `timestamp` to `now`, never negative (clock skew), to the millisecond.
 fn age(now: f64, timestamp: f64) -> f64 {
     ((now - timestamp).max(0.0) * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exposition::{self, Format};
+
+    fn rendered(snapshot: &Snapshot) -> String {
+        let mut out = Vec::new();
+        exposition::render(&poll_families(snapshot), Format::Text, &mut out);
+        String::from_utf8(out).expect("UTF-8 exposition")
+    }
+
+    #[test]
+    fn token_reload_errors_are_exported_by_reason_only_with_a_token_file() {
+        let mut snapshot = Snapshot::default();
+        assert!(!rendered(&snapshot).contains("token_reload_errors"));
+        snapshot.exporter.token_reload_errors = Some(std::collections::BTreeMap::from([
+            ("empty", 2),
+            ("invalid", 0),
+            ("unreadable", 1),
+        ]));
+        let text = rendered(&snapshot);
+        for line in [
+            "# TYPE honcho_exporter_token_reload_errors_total counter",
+            "honcho_exporter_token_reload_errors_total{reason=\"empty\"} 2",
+            "honcho_exporter_token_reload_errors_total{reason=\"invalid\"} 0",
+            "honcho_exporter_token_reload_errors_total{reason=\"unreadable\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+    }
 }

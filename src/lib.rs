@@ -9,8 +9,11 @@
 //! ```
 //!
 //! - [`app`]: wiring settings → client → poller → server with one shutdown signal.
-//! - [`config`]: raw command line, environment and YAML → validated [`config::Settings`]. No
-//!   network I/O; reads the config and token files only.
+//! - [`config`]: raw command line, environment and YAML → validated [`config::Settings`]. Every
+//!   setting is declared once, in the settings table [`config::table`] (key, flag, default,
+//!   help, parser); the clap command, the environment names, the YAML keys, the defaults and
+//!   README's configuration table follow from it. No network I/O; reads the config and token
+//!   files only.
 //! - [`honcho`]: the HTTP client for Honcho's queue API (all three generations), its response
 //!   types and its error taxonomy with bounded `reason()` labels.
 //! - [`classify`]: pure classification of one work unit into `in_progress|ready|stalled|overdue`.
@@ -26,13 +29,16 @@
 //! - [`server`]: the hyper HTTP server: `/metrics`, `/`, `/-/healthy`, `/-/ready`.
 //! - [`web_config`]: exporter-toolkit style `--web.config.file` (TLS, basic auth).
 //! - [`process`]: the exporter's own process metrics (RSS, CPU, fds, start time), read at scrape.
-//! - [`simulator`]: a deterministic Honcho simulator serving all three API generations over real
-//!   HTTP, with fault knobs; used by `demo`, the tests and the benchmarks.
-//! - [`demo`]: `honcho_exporter demo`: simulator + exporter on loopback.
+//! - `demo` (cargo feature `demo`, on by default): `honcho_exporter demo`: the simulated Honcho
+//!   (the workspace crate `honcho-sim`, `crates/honcho-sim`) + the exporter on loopback.
+//!
+//! The simulator is its own crate (`honcho_sim`): it must not depend on the exporter, and the
+//! exporter uses it only for `demo` and as a dev-dependency (tests, benchmarks).
 
 pub mod app;
 pub mod classify;
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod exposition;
 pub mod families;
@@ -41,7 +47,6 @@ pub mod metric;
 pub mod poller;
 pub mod process;
 pub mod server;
-pub mod simulator;
 pub mod snapshot;
 pub mod web_config;
 

@@ -41,6 +41,7 @@ fn main() -> ExitCode {
             init_logging(&settings.log);
             runtime().and_then(|runtime| runtime.block_on(run(*settings, args)))
         }
+        #[cfg(feature = "demo")]
         Command::Demo(options) => {
             init_logging(&LogSettings {
                 level: "info".to_string(),
@@ -88,46 +89,51 @@ fn init_logging(log: &LogSettings) {
 }
 
 /// Runs until SIGTERM/SIGINT. SIGHUP re-reads the configuration (flags, environment, file) and
-/// restarts the poller and listeners with it; an invalid new configuration is logged and the
-/// running one kept.
-async fn run(mut settings: Settings, args: Vec<std::ffi::OsString>) -> anyhow::Result<()> {
+/// applies it: the poller restarts with it and the listeners of unchanged addresses stay open.
+/// A new configuration that is invalid or cannot be applied (a new listen address taken, an
+/// unreadable CA file) is logged and the running one kept, still serving.
+async fn run(settings: Settings, args: Vec<std::ffi::OsString>) -> anyhow::Result<()> {
     let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let mut hangup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+    let settings = Arc::new(settings);
+    let listeners = app::bind(&settings).await?;
+    let mut exporter = Exporter::start(Arc::clone(&settings), listeners)?;
+    tracing::info!(
+        version = honcho_exporter::VERSION,
+        listen = ?exporter.addresses,
+        honcho = %settings.honcho.url,
+        interval = ?settings.poll.interval,
+        "honcho_exporter started"
+    );
     loop {
-        let shared = Arc::new(settings.clone());
-        let listeners = app::bind(&shared).await?;
-        let exporter = Exporter::start(Arc::clone(&shared), listeners)?;
-        tracing::info!(
-            version = honcho_exporter::VERSION,
-            listen = ?exporter.addresses,
-            honcho = %shared.honcho.url,
-            interval = ?shared.poll.interval,
-            "honcho_exporter started"
-        );
-        loop {
-            tokio::select! {
-                _ = terminate.recv() => {
-                    tracing::info!("SIGTERM: shutting down");
-                    exporter.stop().await;
-                    return Ok(());
-                }
-                _ = interrupt.recv() => {
-                    tracing::info!("SIGINT: shutting down");
-                    exporter.stop().await;
-                    return Ok(());
-                }
-                _ = hangup.recv() => {
-                    match config::parse_command(args.clone(), &environment()) {
-                        Ok(Command::Run(new_settings)) => {
-                            tracing::info!("SIGHUP: configuration re-read; restarting with it");
-                            exporter.stop().await;
-                            settings = *new_settings;
-                            break;
+        tokio::select! {
+            _ = terminate.recv() => {
+                tracing::info!("SIGTERM: shutting down");
+                exporter.stop().await;
+                return Ok(());
+            }
+            _ = interrupt.recv() => {
+                tracing::info!("SIGINT: shutting down");
+                exporter.stop().await;
+                return Ok(());
+            }
+            _ = hangup.recv() => {
+                match config::parse_command(args.clone(), &environment()) {
+                    Ok(Command::Run(new_settings)) => {
+                        let new_settings = Arc::new(*new_settings);
+                        match exporter.reload(Arc::clone(&new_settings)).await {
+                            Ok(()) => tracing::info!(
+                                listen = ?exporter.addresses,
+                                honcho = %new_settings.honcho.url,
+                                interval = ?new_settings.poll.interval,
+                                "SIGHUP: configuration reloaded"
+                            ),
+                            Err(error) => tracing::error!(%error, "SIGHUP: cannot apply the new configuration; keeping the running one"),
                         }
-                        Ok(_) => tracing::warn!("SIGHUP: the command line no longer runs the exporter; keeping the running configuration"),
-                        Err(error) => tracing::error!(%error, "SIGHUP: the new configuration is invalid; keeping the running one"),
                     }
+                    Ok(_) => tracing::warn!("SIGHUP: the command line no longer runs the exporter; keeping the running configuration"),
+                    Err(error) => tracing::error!(%error, "SIGHUP: the new configuration is invalid; keeping the running one"),
                 }
             }
         }

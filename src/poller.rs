@@ -477,6 +477,19 @@ impl Poller {
                     }
                 }
                 record.walk_truncated = walk.truncated;
+                let invalid_before = record
+                    .work_units
+                    .as_ref()
+                    .map_or(0, |(_, previous)| previous.invalid_timestamps);
+                if aggregate.invalid_timestamps > 0 && invalid_before == 0 {
+                    // Once, when they appear; the gauge tells how many there are each cycle.
+                    tracing::warn!(
+                        workspace,
+                        units = aggregate.invalid_timestamps,
+                        example = aggregate.first_invalid_timestamp.as_deref().unwrap_or(""),
+                        "work units whose oldest_item_at is not a timestamp: their age is unknown, so they are in no state (honcho_exporter_work_units_invalid_timestamp)"
+                    );
+                }
                 record.work_units = Some((now, aggregate));
                 mark(record, Endpoint::WorkUnits, None, now, workspace);
             }
@@ -546,6 +559,7 @@ impl Poller {
                 generation,
                 status_split: state.status_split,
                 work_units_available: state.work_units_available,
+                token_reload_errors: self.client.token_reload_errors(),
             },
         }
     }

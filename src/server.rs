@@ -6,11 +6,13 @@
 //! (ages, process metrics). Limits keep a flood of scrapes from starving the poll loop:
 //! concurrent connections and requests are capped (503 past the cap), headers must arrive in
 //! time and fit in 16 KiB, and each response has a time budget. The caller binds the listener
-//! and owns shutdown (tests bind `127.0.0.1:0`).
+//! and owns shutdown (tests bind `127.0.0.1:0`). The context is read per connection (TLS) and
+//! per request (everything else) from a [`SharedContext`], so that a reload (SIGHUP) replaces
+//! it without closing the listener: no scrape fails across a reload.
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -50,21 +52,42 @@ pub struct ServerContext {
     pub honcho_url: String,
 }
 
+/// The [`ServerContext`] every server of the exporter reads, replaceable while they serve.
+#[derive(Clone)]
+pub struct SharedContext(Arc<RwLock<Arc<ServerContext>>>);
+
+impl SharedContext {
+    /// A handle holding `context`.
+    pub fn new(context: ServerContext) -> Self {
+        SharedContext(Arc::new(RwLock::new(Arc::new(context))))
+    }
+
+    /// The context in force now.
+    pub fn current(&self) -> Arc<ServerContext> {
+        self.0
+            .read()
+            .expect("the server context lock is never poisoned: nothing panics while holding it")
+            .clone()
+    }
+
+    /// Puts `context` in force for new connections and requests.
+    pub fn replace(&self, context: ServerContext) {
+        *self
+            .0
+            .write()
+            .expect("the server context lock is never poisoned: nothing panics while holding it") =
+            Arc::new(context);
+    }
+}
+
 /// Serves `listener` until `shutdown` resolves, then lets in-flight requests finish (bounded).
 pub async fn serve(
     listener: TcpListener,
-    context: Arc<ServerContext>,
+    shared: SharedContext,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
     let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let tls = context
-        .web_config
-        .as_ref()
-        .and_then(|config| config.tls_acceptor());
-    // `web.request_timeout` covers the headers too: a client trickling its request (slowloris)
-    // or stalling a TLS handshake is cut off after it.
-    let header_timeout = context.request_timeout;
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -89,9 +112,17 @@ pub async fn serve(
             drop(stream);
             continue;
         };
-        let context = Arc::clone(&context);
+        let context = shared.current();
+        let tls = context
+            .web_config
+            .as_ref()
+            .and_then(|config| config.tls_acceptor());
+        // `web.request_timeout` covers the headers too: a client trickling its request
+        // (slowloris) or stalling a TLS handshake is cut off after it.
+        let header_timeout = context.request_timeout;
+        let per_request = shared.clone();
         let service = hyper::service::service_fn(move |request| {
-            let context = Arc::clone(&context);
+            let context = per_request.current();
             async move { Ok::<_, Infallible>(handle(&context, request).await) }
         });
         let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -104,7 +135,7 @@ pub async fn serve(
             .http2()
             .timer(TokioTimer::new())
             .max_concurrent_streams(32);
-        match &tls {
+        match tls {
             None => {
                 let connection = builder
                     .serve_connection(TokioIo::new(stream), service)
@@ -118,7 +149,6 @@ pub async fn serve(
                 });
             }
             Some(acceptor) => {
-                let acceptor = acceptor.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
                     let tls_stream =

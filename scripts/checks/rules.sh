@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
 # Prometheus rules: `promtool check rules` on every rule file, `promtool test rules` on every unit
-# test under deploy/prometheus/tests/, and the e2e override mechanism (e2e-overrides.md) applied
-# to a copy that must still be valid. Exits non-zero on any failure.
+# test under deploy/prometheus/tests/, every alert has a firing and a not-firing test, and the
+# example Alertmanager configuration (deploy/alertmanager/alertmanager.yml): `amtool
+# check-config`, its routing per severity, and that every alert its inhibit rules name exists.
+# (The e2e `# param:` override mechanism is checked in Rust, by the one parser of the convention:
+# tests/integration/dashboards.rs.) Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 if ! command -v promtool >/dev/null 2>&1; then
   echo "rules.sh: promtool not found (Debian package 'prometheus'; scripts/test.sh installs it)" >&2
+  exit 1
+fi
+
+if ! command -v amtool >/dev/null 2>&1; then
+  echo "rules.sh: amtool not found (Debian package 'prometheus-alertmanager'; scripts/test.sh installs it)" >&2
   exit 1
 fi
 
@@ -55,22 +63,42 @@ if not alerts:
 sys.exit(1 if missing else 0)
 PY
 
-# The e2e tests lower thresholds and `for:` durations by rewriting the value before each
-# `# param:<Alert>.<name>` marker (see deploy/prometheus/e2e-overrides.md). Do the same here with
-# small values for every marker and check the result is still a valid rule file.
-echo "--> e2e parameter overrides keep the rules valid"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-for file in "${rule_files[@]}"; do
-  out="$tmp/$(basename "$file")"
-  sed -E \
-    -e 's/[0-9]+(\.[0-9]+)?(ms|s|m|h|d|w|y)([^0-9#]*# param:[A-Za-z]+\.(for|window|auth_window))$/10s\3/' \
-    -e 's/[0-9]+(\.[0-9]+)?([^0-9#]*# param:[A-Za-z]+\.[a-z_]+)$/1\2/' \
-    "$file" >"$out"
-  if cmp -s "$file" "$out"; then
-    echo "rules.sh: the override rewrite changed nothing in $file" >&2
-    exit 1
-  fi
-  promtool check rules "$out" >/dev/null
+# The e2e override mechanism (`# param:` markers, deploy/prometheus/e2e-overrides.md) applied to
+# every marker is checked in Rust, by the one parser of the convention:
+# tests/integration/dashboards.rs (overriding_every_marker_keeps_the_rules_valid).
+
+alertmanager_config=deploy/alertmanager/alertmanager.yml
+echo "--> amtool check-config $alertmanager_config"
+amtool check-config "$alertmanager_config"
+echo "--> routing: critical pages, warning and info make tickets"
+for case in "honcho-pager severity=critical" "honcho-tickets severity=warning" "honcho-tickets severity=info"; do
+  set -- $case
+  amtool config routes test --config.file="$alertmanager_config" --verify.receivers="$1" "$2" alertname=HonchoExample >/dev/null 2>&1 \
+    || { echo "rules.sh: $2 is not routed to $1" >&2; exit 1; }
 done
+echo "--> every alert named by an inhibit rule exists"
+python3 - "$alertmanager_config" "${rule_files[@]}" <<'PY'
+import re
+import sys
+import yaml
+
+config = yaml.safe_load(open(sys.argv[1]))
+alerts = set()
+for path in sys.argv[2:]:
+    for group in (yaml.safe_load(open(path)) or {}).get("groups", []):
+        alerts.update(rule["alert"] for rule in group.get("rules", []) if "alert" in rule)
+problems = []
+for index, rule in enumerate(config.get("inhibit_rules") or []):
+    for key in ("source_matchers", "target_matchers"):
+        for matcher in rule.get(key) or []:
+            match = re.fullmatch(r'alertname(=~|=)"([^"]*)"', matcher.replace(" ", ""))
+            if not match:
+                continue
+            for name in match.group(2).split("|"):
+                if name not in alerts:
+                    problems.append(f"inhibit rule #{index} {key}: no alert named {name}")
+for problem in problems:
+    print(f"rules.sh: {problem}", file=sys.stderr)
+sys.exit(1 if problems or not config.get("inhibit_rules") else 0)
+PY
 echo "rules.sh: OK"

@@ -4,7 +4,8 @@
 # and runs (--version). Fails (never skips) when a step cannot be done, naming what is missing.
 #   rustup target add x86_64-unknown-linux-musl   (needs rustup's distribution server)
 #   apt-get install musl-tools                     (musl-gcc, for ring's C and assembly)
-#   cargo build --release --locked --target x86_64-unknown-linux-musl --bin honcho_exporter
+#   cargo build --release --locked --target x86_64-unknown-linux-musl -p honcho_exporter --no-default-features --bin honcho_exporter
+# and that binary carries no simulator (no `/_sim` admin paths: the `demo` feature is off).
 # The first run builds every dependency for the musl target (several minutes on 2 cores);
 # later runs reuse target/x86_64-unknown-linux-musl.
 set -euo pipefail
@@ -37,8 +38,8 @@ command -v file >/dev/null 2>&1 || {
     || fail "could not install 'file' to inspect the binary"
 }
 
-echo "==> cargo build --release --locked --target $musl_target --bin honcho_exporter"
-cargo build --release --locked --target "$musl_target" --bin honcho_exporter
+echo "==> cargo build --release --locked --target $musl_target -p honcho_exporter --no-default-features --bin honcho_exporter"
+cargo build --release --locked --target "$musl_target" -p honcho_exporter --no-default-features --bin honcho_exporter
 binary="target/$musl_target/release/honcho_exporter"
 [ -x "$binary" ] || fail "the build succeeded but $binary is missing"
 
@@ -58,6 +59,12 @@ case "$ldd_output" in
   *"not a dynamic executable"* | *"statically linked"*) ;;
   *) fail "ldd reports shared libraries for $binary: $ldd_output" ;;
 esac
+
+# The simulator's admin API lives under /_sim; the production binary must not contain it.
+if grep -q -a "/_sim" "$binary"; then
+  fail "$binary contains /_sim strings: the simulator was linked in (is the demo feature on?)"
+fi
+echo "    no /_sim strings (no simulator linked)"
 
 version=$("$binary" --version) || fail "$binary --version did not run"
 echo "    $version"

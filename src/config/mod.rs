@@ -8,12 +8,15 @@
 //! environment mapping (`poll.interval` ↔ `HONCHO_EXPORTER_POLL_INTERVAL`,
 //! `work_units.page_size` ↔ `HONCHO_EXPORTER_WORK_UNITS_PAGE_SIZE`, lists comma-separated,
 //! `scopes` file-only, the token only as `HONCHO_EXPORTER_HONCHO_TOKEN` or via
-//! `honcho.token_file`) are documented in `sources.rs`; `tests/data/config/full.yml` sets every
+//! `honcho.token_file`) are documented in `sources.rs`; the settings in [`table`]; `tests/data/config/full.yml` sets every
 //! key. Paths in the file are relative to the file.
 //!
-//! Files: `cli.rs` (clap, [`parse_command`]), `sources.rs` (key table, file/env/flag layers),
-//! `resolve.rs` (parsing, validation, defaults that follow `poll.interval`), `duration.rs`
-//! (`15s`, `1m30s`), `yaml.rs` (YAML → tree, shared with `web_config`), `error.rs`.
+//! Files: `table.rs` (the settings table: every setting declared once — key, flag, default,
+//! help, parser — from which everything else follows), `cli.rs` (the clap command built from
+//! the table, [`parse_command`]), `sources.rs` (file/env/flag layers), `resolve.rs` (table →
+//! [`Settings`], the token's precedence, checks across settings), `parse.rs` (value parsers),
+//! `duration.rs` (`15s`, `1m30s`), `yaml.rs` (YAML → tree, shared with `web_config`),
+//! `error.rs`.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -26,17 +29,15 @@ use url::Url;
 mod cli;
 mod duration;
 mod error;
+mod parse;
 mod resolve;
 mod sources;
+pub mod table;
 pub(crate) mod yaml;
 
-pub use cli::{Command, DEFAULT_DEMO_SEED, DemoOptions, parse_command};
+pub use cli::{Command, DEFAULT_DEMO_SEED, DemoOptions, command, parse_command};
 pub use error::ConfigError;
-pub use resolve::DEFAULT_HONCHO_URL;
-
-/// The default `--web.listen-address`. 9100–9999 (the Prometheus default-port allocation range)
-/// is fully allocated; 21794 is outside it and below the Linux ephemeral range.
-pub const DEFAULT_LISTEN_ADDRESS: &str = "0.0.0.0:21794";
+pub use table::{DEFAULT_HONCHO_URL, DEFAULT_LISTEN_ADDRESS};
 
 /// Everything the exporter needs to run, validated.
 #[derive(Debug, Clone)]
@@ -256,38 +257,60 @@ pub struct ShardSettings {
 }
 
 impl Settings {
-    /// Defaults for everything, with Honcho at `url`. Used by `demo`, tests and as the base the
-    /// loader overrides.
+    /// Defaults for everything (the settings table's), with Honcho at `url`. Used by `demo` and
+    /// tests.
     pub fn with_url(url: Url) -> Self {
-        let interval = Duration::from_secs(15);
+        let mut settings = Self::defaults();
+        settings.honcho.url = url;
+        settings
+    }
+
+    /// Every setting at its default from the settings table ([`table::SETTINGS`]): text
+    /// defaults parsed by each setting's own parser, then the derived ones.
+    pub(crate) fn defaults() -> Self {
+        let mut settings = Self::unset();
+        for setting in table::SETTINGS {
+            if let table::Default::Text(text) = setting.default {
+                let value = sources::RawValue::Scalar(text.to_string());
+                (setting.apply)(&mut settings, &table::Value(&value))
+                    .expect("every default of the settings table parses (tested in table.rs)");
+            }
+        }
+        for setting in table::SETTINGS {
+            if let table::Default::Derived { derive, .. } = setting.default {
+                derive(&mut settings);
+            }
+        }
+        settings
+    }
+
+    /// The values settings have before the table's defaults are applied: off, empty or zero.
+    /// Settings without a default in the table ([`table::Default::Unset`]) keep them.
+    fn unset() -> Self {
         Settings {
             web: WebSettings {
-                listen_addresses: vec![
-                    DEFAULT_LISTEN_ADDRESS
-                        .parse()
-                        .expect("the default listen address is a valid socket address"),
-                ],
-                telemetry_path: "/metrics".to_string(),
+                listen_addresses: Vec::new(),
+                telemetry_path: String::new(),
                 config_file: None,
-                max_concurrent_requests: 16,
-                request_timeout: Duration::from_secs(10),
+                max_concurrent_requests: 0,
+                request_timeout: Duration::ZERO,
             },
             honcho: HonchoSettings {
-                url,
+                url: Url::parse(DEFAULT_HONCHO_URL).expect("the default Honcho URL is valid"),
                 token: None,
                 api_generation: GenerationOverride::Auto,
                 ca_file: None,
-                max_response_bytes: 16 * 1024 * 1024,
-                max_requests_per_second: 50.0,
-                retries: 2,
-                retry_initial_backoff: Duration::from_millis(200),
-                retry_max_backoff: Duration::from_secs(5),
+                max_response_bytes: 0,
+                max_requests_per_second: 0.0,
+                retries: 0,
+                retry_initial_backoff: Duration::ZERO,
+                retry_max_backoff: Duration::ZERO,
             },
             poll: PollSettings {
-                interval,
-                timeout: Duration::from_secs(10),
-                concurrency: 4,
-                max_staleness: interval * 3,
+                interval: Duration::ZERO,
+                timeout: Duration::ZERO,
+                concurrency: 0,
+                max_staleness: Duration::ZERO,
             },
             workspaces: WorkspaceSelection {
                 static_list: Vec::new(),
@@ -295,23 +318,23 @@ impl Settings {
                 deny: None,
             },
             sessions: SessionSettings {
-                max_per_workspace: 50,
+                max_per_workspace: 0,
             },
             work_units: WorkUnitSettings {
-                enabled: true,
-                page_size: 100,
-                max_pages: 2000,
-                detail_limit: 20,
+                enabled: false,
+                page_size: 0,
+                max_pages: 0,
+                detail_limit: 0,
             },
             classify: ClassifySettings {
-                overdue_after: Duration::from_secs(1800) + interval,
+                overdue_after: Duration::ZERO,
             },
             scopes: Vec::new(),
             log: LogSettings {
-                level: "info".to_string(),
+                level: String::new(),
                 format: LogFormat::Logfmt,
             },
-            shard: ShardSettings { count: 1, index: 0 },
+            shard: ShardSettings { count: 0, index: 0 },
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The raw configuration layers — config file, `HONCHO_EXPORTER_*` environment, command-line
-//! flags — as untyped strings that remember where they came from, and the table of every
-//! setting key.
+//! flags — as untyped strings that remember where they came from, merged by precedence. The
+//! keys, their shapes and environment names come from the settings table (`table.rs`).
 //!
 //! This module only collects and checks *names* (unknown keys are errors here); it parses no
 //! values (that is [`super::resolve`]). It reads the config file and nothing else.
@@ -22,70 +22,27 @@ use std::path::{Path, PathBuf};
 
 use super::Secret;
 use super::error::ConfigError;
+use super::table::{self, ENV_TOKEN, SETTINGS};
 use super::yaml::{self, Node};
 
 /// Whether a setting holds one value or a list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Shape {
+pub enum Shape {
     /// One value.
     Scalar,
     /// A list: YAML sequence in the file, comma-separated in env and flags.
     List,
 }
 
-/// One settable key. The order here is the order of `Settings`' fields.
-pub(crate) const KEYS: &[(&str, Shape)] = &[
-    ("web.listen_addresses", Shape::List),
-    ("web.telemetry_path", Shape::Scalar),
-    ("web.config_file", Shape::Scalar),
-    ("web.max_concurrent_requests", Shape::Scalar),
-    ("web.request_timeout", Shape::Scalar),
-    ("honcho.url", Shape::Scalar),
-    ("honcho.token_file", Shape::Scalar),
-    ("honcho.api_generation", Shape::Scalar),
-    ("honcho.ca_file", Shape::Scalar),
-    ("honcho.max_response_bytes", Shape::Scalar),
-    ("honcho.max_requests_per_second", Shape::Scalar),
-    ("honcho.retries", Shape::Scalar),
-    ("honcho.retry_initial_backoff", Shape::Scalar),
-    ("honcho.retry_max_backoff", Shape::Scalar),
-    ("poll.interval", Shape::Scalar),
-    ("poll.timeout", Shape::Scalar),
-    ("poll.concurrency", Shape::Scalar),
-    ("poll.max_staleness", Shape::Scalar),
-    ("workspaces.static", Shape::List),
-    ("workspaces.allow", Shape::Scalar),
-    ("workspaces.deny", Shape::Scalar),
-    ("sessions.max_per_workspace", Shape::Scalar),
-    ("work_units.enabled", Shape::Scalar),
-    ("work_units.page_size", Shape::Scalar),
-    ("work_units.max_pages", Shape::Scalar),
-    ("work_units.detail_limit", Shape::Scalar),
-    ("classify.overdue_after", Shape::Scalar),
-    ("log.level", Shape::Scalar),
-    ("log.format", Shape::Scalar),
-    ("shard.count", Shape::Scalar),
-    ("shard.index", Shape::Scalar),
-];
-
 /// Prefix of every environment variable the exporter reads.
 pub(crate) const ENV_PREFIX: &str = "HONCHO_EXPORTER_";
-/// The one place a token may be given directly.
-pub(crate) const ENV_TOKEN: &str = "HONCHO_EXPORTER_HONCHO_TOKEN";
 /// The config file path, like `--config.file`.
 pub(crate) const ENV_CONFIG_FILE: &str = "HONCHO_EXPORTER_CONFIG_FILE";
 /// Read by the build (`option_env!` in `lib.rs`), so a run-time value is ignored, not an error.
 const ENV_BUILD_REVISION: &str = "HONCHO_EXPORTER_REVISION";
 
-/// The environment variable for a canonical key: `poll.interval` → `HONCHO_EXPORTER_POLL_INTERVAL`.
-pub(crate) fn env_var_name(key: &str) -> String {
-    format!("{ENV_PREFIX}{}", key.replace('.', "_").to_ascii_uppercase())
-}
-
 fn shape_of(key: &str) -> Option<(&'static str, Shape)> {
-    KEYS.iter()
-        .find(|(known, _)| *known == key)
-        .map(|(known, shape)| (*known, *shape))
+    table::setting(key).map(|setting| (setting.key, setting.shape))
 }
 
 /// Where a raw value came from; used to name it in errors and to rank precedence.
@@ -121,7 +78,7 @@ impl Origin {
 
 /// An unparsed value: one string, or a list of strings for [`Shape::List`] keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum RawValue {
+pub enum RawValue {
     /// One value as written.
     Scalar(String),
     /// List items as written.
@@ -222,13 +179,15 @@ pub(crate) fn read_env(
             ENV_CONFIG_FILE | ENV_BUILD_REVISION => continue,
             _ => {}
         }
-        let known = KEYS.iter().find(|(key, _)| env_var_name(key) == *variable);
+        let known = SETTINGS
+            .iter()
+            .find(|setting| setting.env_var() == *variable);
         match known {
-            Some((key, Shape::Scalar)) => {
-                raw.insert(key, RawValue::Scalar(value.clone()), origin);
+            Some(setting) if setting.shape == Shape::Scalar => {
+                raw.insert(setting.key, RawValue::Scalar(value.clone()), origin);
             }
-            Some((key, Shape::List)) => {
-                raw.insert(key, RawValue::List(split_list(value)), origin);
+            Some(setting) => {
+                raw.insert(setting.key, RawValue::List(split_list(value)), origin);
             }
             None if variable.starts_with("HONCHO_EXPORTER_SCOPES") => {
                 return Err(ConfigError::InvalidSetting {
@@ -237,9 +196,9 @@ pub(crate) fn read_env(
                 });
             }
             None => {
-                let names: Vec<String> = KEYS
+                let names: Vec<String> = SETTINGS
                     .iter()
-                    .map(|(key, _)| env_var_name(key))
+                    .map(table::Setting::env_var)
                     .chain([ENV_TOKEN.to_string(), ENV_CONFIG_FILE.to_string()])
                     .collect();
                 let hint = yaml::closest_key(variable, names.iter().map(String::as_str))
@@ -266,11 +225,12 @@ pub(crate) fn read_file(path: &Path, raw: &mut RawConfig) -> Result<(), ConfigEr
         message,
     })?;
     let origin = Origin::File(path.to_path_buf());
-    let sections: Vec<&str> = KEYS
+    let mut sections: Vec<&str> = SETTINGS
         .iter()
-        .filter_map(|(key, _)| key.split_once('.').map(|(section, _)| section))
+        .filter_map(|setting| setting.key.split_once('.').map(|(section, _)| section))
         .chain(["scopes"])
         .collect();
+    sections.dedup();
     for (section, node) in root {
         if section == "scopes" {
             let scopes = read_scopes(&origin, node)?;
@@ -308,7 +268,7 @@ pub(crate) fn read_file(path: &Path, raw: &mut RawConfig) -> Result<(), ConfigEr
                 ));
             }
             let Some((key, shape)) = shape_of(&key) else {
-                let known = KEYS.iter().map(|(key, _)| *key);
+                let known = SETTINGS.iter().map(|setting| setting.key);
                 return Err(unknown_key(&origin, &key, &key, known));
             };
             if let Some(value) = raw_value_from_node(&origin, key, shape, node)? {
@@ -320,14 +280,13 @@ pub(crate) fn read_file(path: &Path, raw: &mut RawConfig) -> Result<(), ConfigEr
     Ok(())
 }
 
-/// Keys whose values are file paths; in the config file a relative path is relative to the
-/// config file's directory (as in Prometheus), on the command line and in the environment to
-/// the working directory.
-const PATH_KEYS: [&str; 3] = ["web.config_file", "honcho.token_file", "honcho.ca_file"];
-
+/// A path setting's value ([`table::Setting::is_path`]): in the config file a relative path is
+/// relative to the config file's directory (as in Prometheus), on the command line and in the
+/// environment to the working directory.
 fn relative_to_file(config_file: &Path, key: &str, value: RawValue) -> RawValue {
+    let is_path = table::setting(key).is_some_and(|setting| setting.is_path);
     match value {
-        RawValue::Scalar(text) if PATH_KEYS.contains(&key) && !text.trim().is_empty() => {
+        RawValue::Scalar(text) if is_path && !text.trim().is_empty() => {
             let path = Path::new(&text);
             match config_file.parent() {
                 Some(directory) if path.is_relative() => {

@@ -3,11 +3,14 @@
 //!
 //! # Why our own renderer
 //!
-//! prometheus-client's encoder writes OpenMetrics only (always ending in `# EOF`, appending "."
-//! to HELP) and encodes a `Family` in `HashMap` order. With it neither the text 0.0.4 format
-//! (which Debian's Prometheus 2.42 and `promtool` speak) nor byte-stable golden files are
-//! possible. The two formats differ only in a few lines per family, so one small renderer over
-//! [`MetricFamily`] serves both, deterministically, in the order the families were built.
+//! Two things `prometheus-client` (client_rust) cannot do for us. It does not escape label
+//! values (client_rust issue #151, open): a workspace, session or peer name holding `"`, `\` or
+//! a newline — names Honcho's users choose — would corrupt the whole exposition. And it encodes
+//! OpenMetrics only, with no text 0.0.4, which Debian's Prometheus 2.42 and `promtool` speak.
+//! (Order and HELP are not the problem: a `Collector` controls its own order and HELP is
+//! written verbatim.) The two formats differ only in a few lines per family, so one small
+//! renderer over [`MetricFamily`] serves both, escaping every label value, deterministically,
+//! in the order the families were built.
 //!
 //! # What it must not do
 //!

@@ -1,7 +1,8 @@
 //! The HTTP client for Honcho's queue API, all three generations (see `shared/honcho-api.md`).
 //!
 //! Owns: building requests (paths per API version, the bearer token, the verbatim cursor),
-//! retries with capped exponential backoff + jitter honouring `Retry-After`, a bound on the
+//! retries with capped exponential backoff + jitter honouring `Retry-After` (429 and 5xx, held
+//! across calls), a bound on the
 //! request rate, the response size cap, and counting requests per endpoint and status code.
 //! It does not aggregate (that is [`crate::snapshot`]) and keeps no queue data between calls:
 //! the work-units walk hands each page to the caller and drops it.
@@ -96,8 +97,9 @@ struct ClientInner {
     max_backoff: Duration,
     request_budget: Duration,
     rate: RateLimiter,
-    /// Set by a 429 with `Retry-After`: no request leaves before this instant, in any cycle.
-    not_before: Mutex<Option<Instant>>,
+    /// Set by a 429 or 5xx with `Retry-After`: no request leaves before this instant, in any
+    /// cycle; with the status that asked for it (reported by the requests not sent).
+    not_before: Mutex<Option<(Instant, u16)>>,
     /// Requests by endpoint and status code (`None`: no response), turned into
     /// [`RequestCounts`] once per cycle; counting allocates nothing per request.
     requests: Mutex<BTreeMap<(Endpoint, Option<u16>), u64>>,
@@ -119,12 +121,12 @@ pub enum ClientBuildError {
         reason: String,
     },
     /// The token file could not be read.
-    #[error("cannot read the Honcho token file {path}: {source}")]
+    #[error("cannot read the Honcho token file {path}: {error}")]
     TokenFile {
         /// The file.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error (in the message, not a `source()`: a full chain would repeat it).
+        error: std::io::Error,
     },
     /// TLS or HTTP client setup failed.
     #[error("cannot set up the HTTP client: {0}")]
@@ -180,6 +182,15 @@ impl Client {
                 ((endpoint, code), count)
             })
             .collect()
+    }
+
+    /// Changes of the token file that were not used (the previous token stayed in use), by
+    /// reason (`unreadable`, `empty`, `invalid`); `None` when the token is not from a file.
+    pub fn token_reload_errors(&self) -> Option<BTreeMap<&'static str, u64>> {
+        self.inner
+            .token
+            .as_ref()
+            .and_then(TokenProvider::reload_errors)
     }
 
     /// All workspace names, following every page of `POST /v{2,3}/workspaces/list`.
@@ -319,11 +330,11 @@ impl Client {
         let deadline = Instant::now() + inner.request_budget;
         let mut attempt = 0;
         loop {
-            if let Some(wait) = self.retry_after_wait() {
+            if let Some((wait, status)) = self.retry_after_wait() {
                 if Instant::now() + wait >= deadline {
                     // Honcho asked not to come back yet: fail without sending anything.
                     return Err(UpstreamError::Status {
-                        status: 429,
+                        status,
                         detail: format!("not sent: honouring Retry-After for {wait:?} more"),
                         retry_after: Some(wait),
                     });
@@ -352,12 +363,13 @@ impl Client {
                 Err(error) => error,
             };
             if let UpstreamError::Status {
-                status: 429,
+                status,
                 retry_after: Some(retry_after),
                 ..
             } = &error
+                && (*status == 429 || *status >= 500)
             {
-                self.hold_off(*retry_after);
+                self.hold_off(*retry_after, *status);
             }
             if !error.is_retryable() || attempt >= inner.retries {
                 return Err(error);
@@ -451,28 +463,32 @@ impl Client {
         }
     }
 
-    /// How long to wait before the next request may leave, if a `Retry-After` is pending.
-    fn retry_after_wait(&self) -> Option<Duration> {
+    /// How long to wait before the next request may leave, if a `Retry-After` is pending, and
+    /// the status that asked for it.
+    fn retry_after_wait(&self) -> Option<(Duration, u16)> {
         let not_before = *self
             .inner
             .not_before
             .lock()
             .expect("Retry-After lock is never poisoned: no panics while held");
         not_before
-            .map(|instant| instant.saturating_duration_since(Instant::now()))
-            .filter(|wait| !wait.is_zero())
+            .map(|(instant, status)| (instant.saturating_duration_since(Instant::now()), status))
+            .filter(|(wait, _)| !wait.is_zero())
     }
 
-    /// Remembers a 429's `Retry-After` (bounded) so that no request leaves before it, in this
-    /// poll cycle or the next ones.
-    fn hold_off(&self, retry_after: Duration) {
+    /// Remembers the `Retry-After` of a 429 or 5xx (503) (bounded) so that no request leaves
+    /// before it, in this poll cycle or the next ones.
+    fn hold_off(&self, retry_after: Duration, status: u16) {
         let until = Instant::now() + retry_after.min(MAX_HONOURED_RETRY_AFTER);
         let mut not_before = self
             .inner
             .not_before
             .lock()
             .expect("Retry-After lock is never poisoned: no panics while held");
-        *not_before = Some(not_before.map_or(until, |current| current.max(until)));
+        *not_before = Some(match *not_before {
+            Some((current, current_status)) if current >= until => (current, current_status),
+            _ => (until, status),
+        });
     }
 
     /// Counts one request; `code` is the HTTP status, `None` when no response came.
@@ -518,20 +534,21 @@ pub fn backoff_delay(attempt: u32, initial: Duration, max: Duration) -> Duration
     half + Duration::from_millis(jitter)
 }
 
-/// `Retry-After` as delta-seconds or an HTTP date.
+/// `Retry-After` as delta-seconds or an HTTP date in any of the three formats of RFC 9110
+/// (IMF-fixdate, RFC 850, asctime), capped at [`MAX_HONOURED_RETRY_AFTER`]: a number too large
+/// for u64 or a date years ahead still means "not now", so it is capped, never ignored.
 fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let target =
-        SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(date.timestamp()).ok()?);
-    Some(
-        target
-            .duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
+    let wait = if !value.is_empty() && value.bytes().all(|byte| byte.is_ascii_digit()) {
+        value
+            .parse::<u64>()
+            .map_or(MAX_HONOURED_RETRY_AFTER, Duration::from_secs)
+    } else {
+        let date = httpdate::parse_http_date(value).ok()?;
+        date.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO)
+    };
+    Some(wait.min(MAX_HONOURED_RETRY_AFTER))
 }
 
 /// Honcho's `{"detail": "..."}` text (strings only; FastAPI's validation lists are summarised),
@@ -630,63 +647,163 @@ struct TokenProvider {
 }
 
 struct CachedToken {
-    modified: Option<SystemTime>,
+    /// The token file's version last looked at (used or rejected), or `None` while it cannot
+    /// be looked at: a version is judged once, so a bad file is logged and counted once, not
+    /// at every request.
+    version: Option<FileVersion>,
     header: HeaderValue,
+    /// Versions of the token file not used, by [`TokenReloadError::reason`].
+    rejected: BTreeMap<&'static str, u64>,
+}
+
+/// What tells one version of the token file from the next: its mtime and length (a rewrite
+/// within one mtime tick still changes the length in practice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileVersion {
+    modified: SystemTime,
+    length: u64,
+}
+
+/// Why a changed token file was not used (the previous token stays in use).
+#[derive(Debug, thiserror::Error)]
+enum TokenReloadError {
+    /// The file cannot be read (gone, permissions).
+    #[error("cannot read it: {0}")]
+    Unreadable(std::io::Error),
+    /// The file holds nothing but whitespace (truncated, or caught mid-write).
+    #[error("it is empty")]
+    Empty,
+    /// The token holds bytes an HTTP header cannot carry.
+    #[error("the token holds characters an HTTP header cannot carry")]
+    Invalid,
+}
+
+impl TokenReloadError {
+    /// Every reason, so the counter starts at 0 for each.
+    const REASONS: [&'static str; 3] = ["unreadable", "empty", "invalid"];
+
+    /// The bounded `reason` label value.
+    fn reason(&self) -> &'static str {
+        match self {
+            TokenReloadError::Unreadable(_) => "unreadable",
+            TokenReloadError::Empty => "empty",
+            TokenReloadError::Invalid => "invalid",
+        }
+    }
 }
 
 impl TokenProvider {
     fn new(source: TokenSource) -> Result<Self, ClientBuildError> {
-        let (modified, header) = match &source {
+        let (version, header) = match &source {
             TokenSource::Env(secret) => (None, bearer(secret)),
             TokenSource::File(path) => {
-                let (modified, secret) =
-                    read_token_file(path).map_err(|source| ClientBuildError::TokenFile {
+                let (version, secret) =
+                    read_token_file(path).map_err(|error| ClientBuildError::TokenFile {
                         path: path.clone(),
-                        source,
+                        error,
                     })?;
-                (modified, bearer(&secret))
+                (Some(version), bearer(&secret))
             }
         };
         Ok(TokenProvider {
             source,
-            cached: Mutex::new(CachedToken { modified, header }),
+            cached: Mutex::new(CachedToken {
+                version,
+                header,
+                rejected: TokenReloadError::REASONS
+                    .into_iter()
+                    .map(|reason| (reason, 0))
+                    .collect(),
+            }),
         })
     }
 
-    /// The `Authorization` header value; re-reads the token file if its mtime changed. A file
-    /// that became unreadable keeps the last good token (and logs).
+    /// The `Authorization` header value; re-reads the token file when it changed. A changed
+    /// file that is unreadable, empty or not a valid header value keeps the last good token: it
+    /// is logged and counted once per version of the file.
     fn header_value(&self) -> HeaderValue {
         let mut cached = self
             .cached
             .lock()
             .expect("token lock is never poisoned: no panics while held");
         if let TokenSource::File(path) = &self.source {
-            let modified = std::fs::metadata(path)
-                .and_then(|meta| meta.modified())
-                .ok();
-            if modified.is_some() && modified != cached.modified {
-                match read_token_file(path) {
-                    Ok((modified, secret)) => {
+            match std::fs::metadata(path).map(|meta| file_version(&meta)) {
+                Ok(version) if Some(version) == cached.version => {}
+                Ok(_) => match load_token(path) {
+                    Ok((version, header)) => {
                         tracing::info!(path = %path.display(), "Honcho token file changed; using the new token");
-                        *cached = CachedToken {
-                            modified,
-                            header: bearer(&secret),
-                        };
+                        cached.version = Some(version);
+                        cached.header = header;
                     }
-                    Err(error) => {
-                        tracing::warn!(path = %path.display(), %error, "cannot re-read the Honcho token file; keeping the previous token");
+                    Err((version, error)) => {
+                        cached.version = version;
+                        cached.reject(path, &error);
+                    }
+                },
+                Err(error) => {
+                    if cached.version.is_some() {
+                        cached.version = None;
+                        cached.reject(path, &TokenReloadError::Unreadable(error));
                     }
                 }
             }
         }
         cached.header.clone()
     }
+
+    /// Changes of the token file not used, by reason; `None` when the token is not from a file.
+    fn reload_errors(&self) -> Option<BTreeMap<&'static str, u64>> {
+        match self.source {
+            TokenSource::File(_) => Some(
+                self.cached
+                    .lock()
+                    .expect("token lock is never poisoned: no panics while held")
+                    .rejected
+                    .clone(),
+            ),
+            TokenSource::Env(_) => None,
+        }
+    }
 }
 
-fn read_token_file(path: &Path) -> std::io::Result<(Option<SystemTime>, Secret)> {
-    let modified = std::fs::metadata(path)?.modified().ok();
+impl CachedToken {
+    fn reject(&mut self, path: &Path, error: &TokenReloadError) {
+        *self.rejected.entry(error.reason()).or_insert(0) += 1;
+        tracing::warn!(
+            path = %path.display(),
+            reason = error.reason(),
+            %error,
+            "the Honcho token file changed but cannot be used; keeping the previous token"
+        );
+    }
+}
+
+fn file_version(meta: &std::fs::Metadata) -> FileVersion {
+    FileVersion {
+        modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        length: meta.len(),
+    }
+}
+
+/// Reads a changed token file into a header value; on error, the version judged (if known).
+fn load_token(
+    path: &Path,
+) -> Result<(FileVersion, HeaderValue), (Option<FileVersion>, TokenReloadError)> {
+    let (version, secret) =
+        read_token_file(path).map_err(|error| (None, TokenReloadError::Unreadable(error)))?;
+    if secret.expose().is_empty() {
+        return Err((Some(version), TokenReloadError::Empty));
+    }
+    let mut header = HeaderValue::from_str(&format!("Bearer {}", secret.expose()))
+        .map_err(|_| (Some(version), TokenReloadError::Invalid))?;
+    header.set_sensitive(true);
+    Ok((version, header))
+}
+
+fn read_token_file(path: &Path) -> std::io::Result<(FileVersion, Secret)> {
+    let version = file_version(&std::fs::metadata(path)?);
     let text = std::fs::read_to_string(path)?;
-    Ok((modified, Secret::new(text.trim().to_string())))
+    Ok((version, Secret::new(text.trim().to_string())))
 }
 
 fn bearer(secret: &Secret) -> HeaderValue {
@@ -763,11 +880,88 @@ mod tests {
     #[test]
     fn retry_after_accepts_seconds_and_http_dates() {
         assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
         assert_eq!(
             parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(parse_retry_after("-5"), None);
+        assert_eq!(parse_retry_after(""), None);
+    }
+
+    #[test]
+    fn retry_after_accepts_the_three_http_date_formats_of_rfc_9110() {
+        let in_a_minute = chrono::Utc::now() + chrono::TimeDelta::seconds(60);
+        for (format, pattern) in [
+            ("IMF-fixdate", "%a, %d %b %Y %H:%M:%S GMT"),
+            ("RFC 850", "%A, %d-%b-%y %H:%M:%S GMT"),
+            ("asctime", "%a %b %e %H:%M:%S %Y"),
+        ] {
+            let text = in_a_minute.format(pattern).to_string();
+            let wait = parse_retry_after(&text)
+                .unwrap_or_else(|| panic!("{format} date {text:?} not accepted"));
+            assert!(
+                wait > Duration::from_secs(50) && wait <= Duration::from_secs(60),
+                "{format} date {text:?}: {wait:?}"
+            );
+        }
+        // The examples of RFC 9110 section 5.6.7, long past: no wait.
+        for past in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+        ] {
+            assert_eq!(parse_retry_after(past), Some(Duration::ZERO), "{past}");
+        }
+    }
+
+    #[test]
+    fn retry_after_beyond_the_cap_is_capped_not_ignored() {
+        for huge in [
+            "99999999999999999999999",
+            "18446744073709551615",
+            "99999999999",
+            "301",
+        ] {
+            assert_eq!(
+                parse_retry_after(huge),
+                Some(MAX_HONOURED_RETRY_AFTER),
+                "{huge}"
+            );
+        }
+        let next_year = (chrono::Utc::now() + chrono::TimeDelta::days(365))
+            .format("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string();
+        assert_eq!(
+            parse_retry_after(&next_year),
+            Some(MAX_HONOURED_RETRY_AFTER)
+        );
+    }
+
+    #[tokio::test]
+    async fn retry_after_on_503_is_held_across_calls_like_on_429() {
+        for status in ["503 Service Unavailable", "429 Too Many Requests"] {
+            let (url, mut requests) = fake_honcho(status, "retry-after: 20\r\n").await;
+            let settings = crate::config::Settings::with_url(url.parse().expect("test URL"));
+            // Default retries; a 2 s request budget, as a 2 s poll interval would have.
+            let client = Client::new(&settings.honcho, Duration::from_secs(2)).expect("client");
+            let mut sent = 0;
+            for cycle in 0..4 {
+                let error = status_error(&client).await;
+                assert!(
+                    error.to_string().contains(&status[..3]),
+                    "{status} cycle {cycle}: {error}"
+                );
+                while requests.try_recv().is_ok() {
+                    sent += 1;
+                }
+            }
+            assert_eq!(
+                sent, 1,
+                "{status}: requests sent in 4 cycles within Retry-After: 20"
+            );
+        }
     }
 
     fn client_for(url: &str) -> Client {
@@ -821,6 +1015,112 @@ mod tests {
         // The refusals took nothing: the next slot is still ~100 ms after the first.
         let next = *limiter.next_slot.lock().await;
         assert!(next <= Instant::now() + Duration::from_millis(100));
+    }
+
+    /// A fake Honcho on loopback answering every request with `status`, `headers` and an
+    /// empty queue/status body; hands back the `Authorization` header of each request and when
+    /// it arrived.
+    async fn fake_honcho(
+        status: &'static str,
+        headers: &'static str,
+    ) -> (
+        String,
+        tokio::sync::mpsc::UnboundedReceiver<(Instant, Option<String>)>,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let address = listener.local_addr().expect("bound address");
+        let (seen, requests) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 4096];
+                while !request.windows(4).any(|window| window == b"\r\n\r\n") {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(read) => request.extend_from_slice(&buffer[..read]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&request).into_owned();
+                let authorization = text
+                    .lines()
+                    .find_map(|line| line.strip_prefix("authorization: "))
+                    .map(str::to_string);
+                let _ = seen.send((Instant::now(), authorization));
+                let body = r#"{"total_work_units":0,"completed_work_units":0,"in_progress_work_units":0,"pending_work_units":0}"#;
+                let response = format!(
+                    "HTTP/1.1 {status}\r\n{headers}content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+            }
+        });
+        (format!("http://{address}"), requests)
+    }
+
+    /// Writes `text` to the token file and moves its mtime on (a rotation the client sees even
+    /// within one timestamp tick of the previous write).
+    fn write_token(path: &Path, text: &str, step: u64) {
+        std::fs::write(path, text).expect("write token file");
+        let file = std::fs::File::options()
+            .write(true)
+            .open(path)
+            .expect("open token file");
+        file.set_modified(SystemTime::now() + Duration::from_secs(step))
+            .expect("set mtime");
+    }
+
+    #[tokio::test]
+    async fn an_emptied_token_file_keeps_the_last_good_token() {
+        let (url, mut requests) = fake_honcho("200 OK", "").await;
+        let directory = tempfile::tempdir().expect("temp dir");
+        let path = directory.path().join("token");
+        write_token(&path, "token-a\n", 0);
+        let settings = crate::config::Settings::with_url(url.parse().expect("test URL"));
+        let mut honcho = settings.honcho;
+        honcho.token = Some(TokenSource::File(path.clone()));
+        let client = Client::new(&honcho, Duration::from_secs(5)).expect("client builds");
+        let mut sent_token = async || {
+            client
+                .fetch_status(
+                    ApiVersion::V3,
+                    "w",
+                    &StatusFilter::default(),
+                    Endpoint::Status,
+                )
+                .await
+                .expect("the fake server answers 200");
+            requests.recv().await.expect("a request arrived").1
+        };
+        assert_eq!(sent_token().await.as_deref(), Some("Bearer token-a"));
+        for (step, unusable) in [(1, ""), (2, "  \n\t\n")] {
+            write_token(&path, unusable, step);
+            assert_eq!(
+                sent_token().await.as_deref(),
+                Some("Bearer token-a"),
+                "after the file became {unusable:?}"
+            );
+            assert_eq!(sent_token().await.as_deref(), Some("Bearer token-a"));
+        }
+        write_token(&path, "token-b\n", 3);
+        assert_eq!(sent_token().await.as_deref(), Some("Bearer token-b"));
+        // Each unusable version counted once, however many requests saw it.
+        let errors = client
+            .token_reload_errors()
+            .expect("the token is from a file");
+        assert_eq!(
+            errors,
+            BTreeMap::from([("empty", 2), ("invalid", 0), ("unreadable", 0)])
+        );
+        std::fs::remove_file(&path).expect("remove token file");
+        assert_eq!(sent_token().await.as_deref(), Some("Bearer token-b"));
+        assert_eq!(sent_token().await.as_deref(), Some("Bearer token-b"));
+        let errors = client
+            .token_reload_errors()
+            .expect("the token is from a file");
+        assert_eq!(errors.get("unreadable"), Some(&1), "{errors:?}");
     }
 
     #[test]

@@ -188,17 +188,28 @@ where
 }
 
 /// Parses an ISO-8601 / RFC 3339 timestamp (`2026-11-22T02:42:51.039997Z`) into Unix seconds
-/// (microsecond resolution).
+/// (microsecond resolution). One without an offset (`2026-11-22T02:42:51.039997`, or with a
+/// space for the `T`, as Python prints a naive `datetime`) is UTC: Honcho's database keeps UTC.
+/// `None` when it is neither.
 ///
 /// Every work unit carries one, so the shape Honcho sends (UTC, `Z` or `+00:00`, up to 9
 /// fraction digits) is parsed directly, in a few nanoseconds; anything else (other offsets,
-/// leap seconds, lower-case separators, invalid dates) goes through chrono, which decides.
+/// naive times, leap seconds, surrounding spaces, invalid dates) goes through chrono.
 pub fn parse_timestamp(text: &str) -> Option<f64> {
-    if let Some(seconds) = parse_utc_timestamp(text.as_bytes()) {
-        return Some(seconds);
-    }
-    let parsed = chrono::DateTime::parse_from_rfc3339(text).ok()?;
-    Some(parsed.timestamp() as f64 + f64::from(parsed.timestamp_subsec_micros()) / 1e6)
+    parse_utc_timestamp(text.as_bytes()).or_else(|| parse_timestamp_chrono(text))
+}
+
+/// The general path of [`parse_timestamp`].
+fn parse_timestamp_chrono(text: &str) -> Option<f64> {
+    let text = text.trim();
+    let utc = match chrono::DateTime::parse_from_rfc3339(text) {
+        Ok(parsed) => parsed.to_utc(),
+        Err(_) => ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+            .iter()
+            .find_map(|format| chrono::NaiveDateTime::parse_from_str(text, format).ok())?
+            .and_utc(),
+    };
+    Some(utc.timestamp() as f64 + f64::from(utc.timestamp_subsec_micros()) / 1e6)
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.f{1,9}](Z|+00:00)` with every field in range, else `None`. The result
@@ -287,8 +298,7 @@ mod tests {
     }
 
     fn chrono_seconds(text: &str) -> Option<f64> {
-        let parsed = chrono::DateTime::parse_from_rfc3339(text).ok()?;
-        Some(parsed.timestamp() as f64 + f64::from(parsed.timestamp_subsec_micros()) / 1e6)
+        parse_timestamp_chrono(text)
     }
 
     #[test]
@@ -366,7 +376,37 @@ mod tests {
 
     #[test]
     fn timestamp_garbage_is_none() {
-        assert_eq!(parse_timestamp("yesterday"), None);
+        for garbage in [
+            "yesterday",
+            "",
+            "2026-11-22",
+            "2026-13-22T02:42:51",
+            "2026-11-22T02:42",
+            "1795315371",
+        ] {
+            assert_eq!(parse_timestamp(garbage), None, "{garbage:?}");
+        }
+    }
+
+    #[test]
+    fn timestamp_without_an_offset_is_utc() {
+        let utc = parse_timestamp("2026-11-22T02:42:51.039997Z").expect("valid timestamp");
+        for naive in [
+            "2026-11-22T02:42:51.039997",
+            "2026-11-22 02:42:51.039997",
+            "2026-11-22T02:42:51.039997+00:00",
+        ] {
+            assert_eq!(parse_timestamp(naive), Some(utc), "{naive}");
+        }
+        assert_eq!(
+            parse_timestamp("2026-11-22T02:42:51"),
+            Some(1_795_315_371.0)
+        );
+        assert_eq!(
+            parse_timestamp("2026-11-22T04:42:51+02:00"),
+            Some(1_795_315_371.0),
+            "an offset is still honoured"
+        );
     }
 
     #[test]

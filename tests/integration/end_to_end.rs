@@ -111,7 +111,7 @@ async fn generation_c_exports_what_the_api_returned() {
                 sum(
                     &samples,
                     "honcho_exporter_up",
-                    &[("workspace", workspace), ("endpoint", endpoint)]
+                    &[("workspace", workspace), ("upstream", endpoint)]
                 ),
                 1.0,
                 "{workspace}/{endpoint} up"
@@ -184,7 +184,7 @@ async fn generation_c_exports_what_the_api_returned() {
         200.0
     );
     assert_eq!(
-        sum(&samples, "honcho_exporter_up", &[("endpoint", "discovery")]),
+        sum(&samples, "honcho_exporter_up", &[("upstream", "discovery")]),
         1.0
     );
     assert_eq!(sum(&samples, "honcho_exporter_workspaces", &[]), 4.0);
@@ -249,7 +249,7 @@ async fn generation_b_shows_no_stalled_series_and_no_walk() {
         select(
             &samples,
             "honcho_exporter_poll_errors_total",
-            &[("endpoint", "work_units")]
+            &[("upstream", "work_units")]
         )
         .is_empty()
     );
@@ -257,7 +257,7 @@ async fn generation_b_shows_no_stalled_series_and_no_walk() {
         select(
             &samples,
             "honcho_exporter_up",
-            &[("endpoint", "work_units")]
+            &[("upstream", "work_units")]
         )
         .is_empty()
     );
@@ -485,6 +485,9 @@ pub async fn query_until(
 
 #[tokio::test]
 async fn a_real_prometheus_scrapes_the_exporter() {
+    if !crate::util::require_tool("prometheus", "Debian package `prometheus`") {
+        return;
+    }
     let honcho = ReplayServer::start(dev_routes()).await;
     let mut settings = test_settings(&honcho.url);
     settings.poll.interval = Duration::from_secs(1);
@@ -539,7 +542,7 @@ async fn a_real_prometheus_scrapes_the_exporter() {
 
 #[tokio::test]
 async fn shards_poll_disjoint_workspaces_whose_union_is_all_of_them() {
-    use honcho_exporter::simulator::{Generation, Scale, Scenario, Simulator, SimulatorConfig};
+    use honcho_sim::{Generation, Scale, Scenario, Simulator, SimulatorConfig};
     let simulator = Simulator::start(SimulatorConfig {
         scenario: Scenario::Healthy,
         scale: Scale {
@@ -566,7 +569,7 @@ async fn shards_poll_disjoint_workspaces_whose_union_is_all_of_them() {
         settings.shard = honcho_exporter::config::ShardSettings { count: 3, index };
         let (exporter, base) = start_ready(settings).await;
         let samples = scrape(&base).await;
-        for sample in select(&samples, "honcho_exporter_up", &[("endpoint", "status")]) {
+        for sample in select(&samples, "honcho_exporter_up", &[("upstream", "status")]) {
             let workspace = sample.labels["workspace"].clone();
             assert_eq!(sample.value, 1.0, "{workspace} up");
             assert!(
@@ -581,4 +584,74 @@ async fn shards_poll_disjoint_workspaces_whose_union_is_all_of_them() {
         "the shards together poll every workspace exactly once"
     );
     simulator.shutdown().await;
+}
+
+/// One work unit of a work-units page, stalled (unclaimed, below the threshold).
+fn stalled_unit(key: &str, oldest_item_at: &str) -> String {
+    format!(
+        r#"{{"work_unit_key":"representation:acme-support:{key}:alice","task_type":"representation","session_id":"id-{key}","session_name":"{key}","observed":"alice","pending_items":1,"pending_tokens":10,"tokens_until_threshold":90,"hit_threshold":false,"in_progress":false,"oldest_item_at":"{oldest_item_at}"}}"#
+    )
+}
+
+#[tokio::test]
+async fn a_naive_oldest_item_at_is_utc_and_an_unparseable_one_gets_no_made_up_age() {
+    let two_hours_ago = chrono::Utc::now() - chrono::TimeDelta::hours(2);
+    let naive = two_hours_ago.format("%Y-%m-%dT%H:%M:%S%.6f").to_string();
+    let page = format!(
+        r#"{{"items":[{},{}],"total":2,"next_page":null,"representation_batch_max_tokens":100,"flush_enabled":false}}"#,
+        stalled_unit("naive", &naive),
+        stalled_unit("garbled", "the day before yesterday"),
+    );
+    let mut routes: Vec<Route> = routes_of("dev-1790")
+        .into_iter()
+        .filter(|route| route.path == "/v3/workspaces/acme-support/queue/status")
+        .collect();
+    assert_eq!(routes.len(), 1, "the recorded acme-support status");
+    routes.push(Route {
+        path: "/v3/workspaces/acme-support/queue/work-units".into(),
+        file: "(built in the test)".into(),
+        body: bytes::Bytes::from(page),
+        ..routes[0].clone()
+    });
+    let honcho = ReplayServer::start(routes).await;
+    let mut settings = test_settings(&honcho.url);
+    settings.workspaces.static_list = vec!["acme-support".to_string()];
+    let (exporter, base) = start_ready(settings).await;
+    let samples = scrape(&base).await;
+    let units = |state: &str| {
+        sum(
+            &samples,
+            "honcho_queue_work_units",
+            &[("task_type", "representation"), ("state", state)],
+        )
+    };
+    // Two hours without an offset is two hours in UTC: past the 30 min (+ interval) cut-off.
+    assert_eq!(units("overdue"), 1.0, "the naive timestamp read as UTC");
+    let age = sum(
+        &samples,
+        "honcho_queue_oldest_item_age_seconds",
+        &[("task_type", "representation"), ("state", "overdue")],
+    );
+    assert!((7100.0..7300.0).contains(&age), "age {age}");
+    // The unparseable one is in no state (no made-up age), and visible as such.
+    assert_eq!(
+        units("stalled"),
+        0.0,
+        "no unit is made up to be freshly stalled"
+    );
+    assert_eq!(
+        sum(
+            &samples,
+            "honcho_exporter_work_units_invalid_timestamp",
+            &[("workspace", "acme-support")]
+        ),
+        1.0
+    );
+    assert!(
+        select(&samples, "honcho_queue_work_unit_age_seconds", &[])
+            .iter()
+            .all(|sample| !sample.labels.iter().any(|(_, value)| value == "garbled")),
+        "no age for the unparseable unit"
+    );
+    exporter.stop().await;
 }

@@ -1,4 +1,4 @@
-//! Faults from Honcho (issue 4), proven over real loopback HTTP: the in-process simulator with
+//! Faults from Honcho, proven over real loopback HTTP: the in-process simulator with
 //! one fault knob set, the real exporter (poller + HTTP server) polling it on a short timer, and
 //! every assertion made on `/metrics` as Prometheus would see it, plus the simulator's own
 //! request counts for retries and the rate bound.
@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use honcho_exporter::config::Settings;
-use honcho_exporter::simulator::{
+use honcho_sim::{
     EndpointKind, FaultAction, FaultRule, Faults, Generation, Scale, Scenario, Simulator,
     SimulatorConfig, SimulatorHandle,
 };
@@ -109,7 +109,7 @@ fn up(samples: &[ParsedSample], workspace: &str, endpoint: &str) -> Option<f64> 
     let found = select(
         samples,
         "honcho_exporter_up",
-        &[("workspace", workspace), ("endpoint", endpoint)],
+        &[("workspace", workspace), ("upstream", endpoint)],
     );
     found.first().map(|sample| sample.value)
 }
@@ -119,7 +119,7 @@ fn errors(samples: &[ParsedSample], endpoint: &str, reason: &str) -> f64 {
     sum(
         samples,
         "honcho_exporter_poll_errors_total",
-        &[("endpoint", endpoint), ("reason", reason)],
+        &[("upstream", endpoint), ("reason", reason)],
     )
 }
 
@@ -145,7 +145,7 @@ fn last_success(samples: &[ParsedSample], workspace: &str, endpoint: &str) -> Op
     select(
         samples,
         "honcho_exporter_last_success_timestamp_seconds",
-        &[("workspace", workspace), ("endpoint", endpoint)],
+        &[("workspace", workspace), ("upstream", endpoint)],
     )
     .first()
     .map(|sample| sample.value)
@@ -250,7 +250,7 @@ async fn scoped_fault_lifecycle(fault: ScopedFault) {
         }
     }
     assert_eq!(
-        sum(&failing, "honcho_exporter_up", &[("endpoint", "discovery")]),
+        sum(&failing, "honcho_exporter_up", &[("upstream", "discovery")]),
         1.0,
         "{reason}: discovery stays up"
     );
@@ -469,7 +469,7 @@ async fn an_unresolvable_host_marks_discovery_down_with_reason_connect() {
     )
     .await;
     assert_eq!(
-        sum(&samples, "honcho_exporter_up", &[("endpoint", "discovery")]),
+        sum(&samples, "honcho_exporter_up", &[("upstream", "discovery")]),
         0.0
     );
     assert_eq!(sum(&samples, "honcho_exporter_workspaces", &[]), 0.0);
@@ -729,7 +729,7 @@ async fn a_workspace_that_vanishes_mid_walk_disappears_and_the_others_stay_up() 
         }
     }
     assert_eq!(
-        sum(&gone, "honcho_exporter_up", &[("endpoint", "discovery")]),
+        sum(&gone, "honcho_exporter_up", &[("upstream", "discovery")]),
         1.0
     );
     exporter.stop().await;

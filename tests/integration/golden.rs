@@ -450,3 +450,40 @@ fn the_exported_metric_list_for_dashboards_matches_what_the_exporter_exports() {
         path.display()
     );
 }
+
+#[test]
+fn no_label_of_ours_is_named_like_a_target_label() {
+    // Prometheus sets `job` and `instance`; prometheus-operator's ServiceMonitor adds
+    // `endpoint`, `namespace`, `pod`, `service`, `container`. With the default
+    // `honorLabels: false` a scraped label of the same name is renamed `exported_<name>`, and
+    // every rule and panel matching it breaks (our `endpoint` became `upstream` for this reason).
+    const TARGET_LABELS: [&str; 7] = [
+        "job",
+        "instance",
+        "endpoint",
+        "namespace",
+        "pod",
+        "service",
+        "container",
+    ];
+    let mut seen = 0;
+    for name in SCENARIOS {
+        for sample in parse_samples(&render(&scenario(name), Format::Text)) {
+            for label in sample.labels.keys() {
+                seen += 1;
+                assert!(
+                    !TARGET_LABELS.contains(&label.as_str()),
+                    "{} carries the label `{label}`, which a scrape target also sets",
+                    sample.name
+                );
+            }
+        }
+    }
+    assert!(seen > 0, "no labelled sample rendered");
+    assert_eq!(families::UPSTREAM_LABEL, "upstream");
+    let upstream = parse_samples(&render(&scenario("generation_c"), Format::Text));
+    assert!(
+        !select(&upstream, "honcho_exporter_up", &[("upstream", "status")]).is_empty(),
+        "honcho_exporter_up{{upstream=\"status\"}} missing"
+    );
+}

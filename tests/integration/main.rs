@@ -3,6 +3,7 @@
 
 mod alerts_e2e;
 mod config_errors;
+mod daemon;
 mod dashboards;
 mod deploy;
 mod end_to_end;
@@ -11,9 +12,7 @@ mod faults;
 mod fixtures_replay;
 mod fuzz_corpus;
 mod golden;
-mod process;
-mod simulator_contract;
-mod simulator_faults;
+mod settings_table;
 mod util;
 mod validators;
 mod web_config;

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -315,17 +316,62 @@ pub fn require_tool(tool: &str, provided_by: &str) -> bool {
         std::env::var_os("PATH")
             .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
     };
-    if found {
-        return true;
+    found || missing(tool, provided_by)
+}
+
+/// Test tiers for a Python module: true when `python3` runs and can `import module`; otherwise
+/// the same skip line (or, under `HONCHO_EXPORTER_FULL_TESTS=1`, failure) as [`require_tool`],
+/// naming the module and its package (e.g. "PyPI package `prometheus_client`").
+pub fn require_python_module(module: &str, provided_by: &str) -> bool {
+    if !require_tool("python3", "Debian package `python3`") {
+        return false;
     }
+    let importable = std::process::Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    importable || missing(&format!("the Python module {module}"), provided_by)
+}
+
+/// A missing outside tool: fails under `HONCHO_EXPORTER_FULL_TESTS=1`, else one skip line.
+fn missing(what: &str, provided_by: &str) -> bool {
     if full_tests() {
         panic!(
-            "{tool} is required (HONCHO_EXPORTER_FULL_TESTS=1) but not installed: {provided_by}; \
+            "{what} is required (HONCHO_EXPORTER_FULL_TESTS=1) but not installed: {provided_by}; \
              ./scripts/test.sh installs it"
         );
     }
-    eprintln!("skipped: needs {tool} ({provided_by}); ./scripts/test.sh installs it");
+    // Written to the process's stderr directly rather than with `eprintln!`, which the test
+    // harness captures for passing tests: the skip line must show in a plain `cargo test`.
+    // libtest names each test's thread after the test.
+    let test = std::thread::current()
+        .name()
+        .map(|name| format!(" {name}"))
+        .unwrap_or_default();
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "skipped{test}: needs {what} ({provided_by}); ./scripts/test.sh installs it"
+    );
     false
+}
+
+/// Runs `check` and returns the message it panicked with; fails the test when it does not
+/// panic. For "this validator rejects that" tests, which must be able to skip first (a
+/// `#[should_panic]` test cannot skip).
+pub fn panic_message(check: impl FnOnce() + std::panic::UnwindSafe) -> String {
+    let payload = std::panic::catch_unwind(check).expect_err("the check was expected to fail");
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| {
+            payload
+                .downcast_ref::<&str>()
+                .map(|text| (*text).to_string())
+        })
+        .unwrap_or_default()
 }
 
 /// True when `HONCHO_EXPORTER_FULL_TESTS=1`: a missing outside tool is a failure, not a skip.

@@ -3,23 +3,34 @@
 //! `scripts/validate_openmetrics.py`) and Debian's `promtool check metrics` for text 0.0.4, plus
 //! a way to read the samples of a body back through those same parsers.
 //!
-//! The tools are required, never skipped: when one is missing, the test panics and says to run
-//! `./scripts/test.sh`, which installs them.
+//! Test tiers: without a tool (a machine with only Rust) each check is skipped with one line
+//! naming the tool and its package; with `HONCHO_EXPORTER_FULL_TESTS=1` (set by
+//! `./scripts/test.sh`, which installs them) a missing tool fails the test
+//! ([`crate::util::require_tool`], [`require_openmetrics_parser`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 
 use honcho_exporter::exposition::Format;
 
 /// How many lines of an offending body a failure message shows.
 const BODY_LINES_SHOWN: usize = 40;
 
+/// True when Python's reference OpenMetrics parser (`prometheus_client`) can run; otherwise
+/// skips with one line (fails under `HONCHO_EXPORTER_FULL_TESTS=1`). Tests that read samples
+/// back with [`parsed_samples`] start with it.
+pub fn require_openmetrics_parser() -> bool {
+    crate::util::require_python_module("prometheus_client", "PyPI package `prometheus_client`")
+}
+
 /// Panics with the parser's message unless `body` is a valid OpenMetrics 1.0.0 exposition.
+/// Without the parser the check is skipped with one line ([`require_openmetrics_parser`]).
 pub fn assert_valid_openmetrics(body: &[u8]) {
-    require_prometheus_client();
+    if !require_openmetrics_parser() {
+        return;
+    }
     let output = run_validator_script(&[], body);
     if !output.status.success() {
         fail(
@@ -79,8 +90,8 @@ impl ParsedSample {
 
 /// The samples of a `format` body, read by prometheus_client's parser for that format (the
 /// strict one for OpenMetrics, the text one otherwise). Panics when the body does not parse.
+/// The caller checks [`require_openmetrics_parser`] first (and skips without it).
 pub fn parsed_samples(body: &[u8], format: Format) -> BTreeSet<ParsedSample> {
-    require_prometheus_client();
     let mut arguments = vec!["--dump-samples"];
     if format == Format::Text {
         arguments.extend(["--format", "text"]);
@@ -119,28 +130,6 @@ pub fn parsed_samples(body: &[u8], format: Format) -> BTreeSet<ParsedSample> {
             ParsedSample::new(name, labels, value)
         })
         .collect()
-}
-
-/// Panics (telling how to install it) unless Python can import `prometheus_client`. Checked once.
-fn require_prometheus_client() {
-    static AVAILABLE: OnceLock<Result<(), String>> = OnceLock::new();
-    let availability = AVAILABLE.get_or_init(|| {
-        match Command::new("python3")
-            .args(["-c", "import prometheus_client"])
-            .stdin(Stdio::null())
-            .output()
-        {
-            Ok(output) if output.status.success() => Ok(()),
-            Ok(output) => Err(format!(
-                "python3 cannot import prometheus_client: {}",
-                String::from_utf8_lossy(&output.stderr).trim()
-            )),
-            Err(error) => Err(format!("cannot run python3: {error}")),
-        }
-    });
-    if let Err(problem) = availability {
-        panic!("{problem}; run ./scripts/test.sh, which installs prometheus_client");
-    }
 }
 
 fn run_validator_script(arguments: &[&str], body: &[u8]) -> Output {

@@ -13,10 +13,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use honcho_exporter::simulator::{Generation, Simulator, SimulatorConfig};
+use honcho_sim::{Generation, Simulator, SimulatorConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -27,7 +27,37 @@ use crate::end_to_end::{free_port, test_settings};
 use crate::util::{ParsedSample, parse_samples, select, sum};
 
 const EXPORTER: &str = env!("CARGO_BIN_EXE_honcho_exporter");
-const SIMULATOR: &str = env!("CARGO_BIN_EXE_honcho-sim");
+
+/// The `honcho-sim` binary of the workspace crate `crates/honcho-sim`, next to the exporter's
+/// binary. `cargo test` at the workspace root builds it; a run limited to this package
+/// (`cargo test -p honcho_exporter`) does not, so it is built here once when missing.
+fn simulator_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let binary = Path::new(EXPORTER).with_file_name("honcho-sim");
+        if !binary.exists() {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+            let mut build = Command::new(cargo);
+            build.args([
+                "build",
+                "--quiet",
+                "-p",
+                "honcho-sim",
+                "--bin",
+                "honcho-sim",
+            ]);
+            if !cfg!(debug_assertions) {
+                build.arg("--release");
+            }
+            let status = build
+                .status()
+                .unwrap_or_else(|error| panic!("cannot run cargo to build honcho-sim: {error}"));
+            assert!(status.success(), "cargo build -p honcho-sim failed");
+        }
+        assert!(binary.exists(), "{} is missing", binary.display());
+        binary
+    })
+}
 
 /// The token the simulated Honcho accepts; distinctive so a leak cannot hide in other text.
 const RIGHT_TOKEN: &str = "hx-RIGHT-7c1f9e2d4b6a8c0e-token";
@@ -174,7 +204,7 @@ fn capture(
 /// Starts `honcho-sim` on a free loopback port; returns it and its base URL.
 async fn start_simulator(args: &[&str]) -> (Running, String) {
     let sim = Running::spawn(
-        Command::new(SIMULATOR)
+        Command::new(simulator_binary())
             .args(["--listen", "127.0.0.1:0"])
             .args(args),
     );
@@ -381,13 +411,65 @@ async fn token_never_leaks_and_rotation_needs_no_restart(log_format: &str) {
         Duration::from_secs(30),
         "discovery up after the token rotation",
         |samples| {
-            value(samples, "honcho_exporter_up", &[("endpoint", "discovery")]) == Some(1.0)
-                && value(samples, "honcho_exporter_up", &[("endpoint", "status")]) == Some(1.0)
+            value(samples, "honcho_exporter_up", &[("upstream", "discovery")]) == Some(1.0)
+                && value(samples, "honcho_exporter_up", &[("upstream", "status")]) == Some(1.0)
         },
     )
     .await;
     assert!(exporter.is_running(), "rotation needed no restart");
     assert!(sum(&accepted, "honcho_queue_items", &[]) >= 0.0);
+
+    // Emptied while running: the last good token stays in use, counted once.
+    let rejected_401 = |samples: &[ParsedSample]| {
+        sum(
+            samples,
+            "honcho_exporter_poll_errors_total",
+            &[("reason", "http_401")],
+        )
+    };
+    let before = rejected_401(&accepted);
+    std::fs::write(&token_file, "\n").expect("empty the token file");
+    let emptied = scrape_until(
+        &client,
+        &base,
+        Duration::from_secs(30),
+        "the emptied token file counted",
+        |samples| {
+            value(
+                samples,
+                "honcho_exporter_token_reload_errors_total",
+                &[("reason", "empty")],
+            ) == Some(1.0)
+        },
+    )
+    .await;
+    let cycles = poll_cycles(&emptied);
+    let later = scrape_until(
+        &client,
+        &base,
+        Duration::from_secs(30),
+        "two more poll cycles with the emptied token file",
+        |samples| poll_cycles(samples) >= cycles + 2.0,
+    )
+    .await;
+    assert_eq!(
+        rejected_401(&later),
+        before,
+        "no request went without the token"
+    );
+    assert_eq!(
+        value(&later, "honcho_exporter_up", &[("upstream", "discovery")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &later,
+            "honcho_exporter_token_reload_errors_total",
+            &[("reason", "empty")]
+        ),
+        Some(1.0),
+        "one version of the file counts once"
+    );
 
     for path in [
         "/metrics",
@@ -416,6 +498,13 @@ async fn token_never_leaks_and_rotation_needs_no_restart(log_format: &str) {
     assert!(
         stderr.contains("token file changed"),
         "the rotation is logged (without the token): {stderr}"
+    );
+    assert_eq!(
+        stderr
+            .matches("cannot be used; keeping the previous token")
+            .count(),
+        1,
+        "the emptied file is logged once: {stderr}"
     );
     assert!(
         stderr.contains("http_401"),
@@ -579,8 +668,8 @@ async fn an_https_honcho_signed_by_a_custom_ca_is_up_only_with_that_ca_file() {
         Duration::from_secs(30),
         "discovery and status up over TLS",
         |samples| {
-            value(samples, "honcho_exporter_up", &[("endpoint", "discovery")]) == Some(1.0)
-                && value(samples, "honcho_exporter_up", &[("endpoint", "status")]) == Some(1.0)
+            value(samples, "honcho_exporter_up", &[("upstream", "discovery")]) == Some(1.0)
+                && value(samples, "honcho_exporter_up", &[("upstream", "status")]) == Some(1.0)
         },
     )
     .await;
@@ -1117,7 +1206,7 @@ async fn sighup_reloads_the_config_file_and_keeps_the_old_one_when_the_new_is_in
     )
     .await;
     exporter
-        .wait_for_output("configuration re-read", Duration::from_secs(10))
+        .wait_for_output("configuration reloaded", Duration::from_secs(10))
         .await;
 
     std::fs::write(
@@ -1140,6 +1229,150 @@ async fn sighup_reloads_the_config_file_and_keeps_the_old_one_when_the_new_is_in
         "the running configuration is kept"
     );
     assert!(exporter.is_running());
+}
+
+/// How often `needle` occurs in `text`.
+fn occurrences(text: &str, needle: &str) -> usize {
+    text.matches(needle).count()
+}
+
+#[tokio::test]
+async fn sighup_with_a_listen_address_taken_keeps_the_running_config_and_goes_on_serving() {
+    let (_sim, sim_url) = start_simulator(&["--workspaces", "1"]).await;
+    let directory = tempfile::tempdir().expect("temp dir");
+    let config = directory.path().join("honcho_exporter.yml");
+    let port = free_port();
+    write_config(&config, port, &sim_url, "2s");
+    let (mut exporter, base) =
+        launch_exporter(&[&format!("--config.file={}", config.display())], &[], port).await;
+    let client = http_client();
+    let interval =
+        |samples: &[ParsedSample]| value(samples, "honcho_exporter_poll_interval_seconds", &[]);
+    scrape_until(&client, &base, Duration::from_secs(30), "interval 2", |s| {
+        interval(s) == Some(2.0)
+    })
+    .await;
+
+    // A valid configuration whose new listen address another process holds.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let taken_port = taken.local_addr().expect("bound address").port();
+    write_config(&config, taken_port, &sim_url, "3s");
+    exporter.signal("HUP");
+    let logged = exporter
+        .wait_for_output(
+            "cannot apply the new configuration",
+            Duration::from_secs(20),
+        )
+        .await;
+    assert!(
+        logged.contains(&format!("127.0.0.1:{taken_port}")),
+        "the error names the address: {logged}"
+    );
+    assert_eq!(
+        occurrences(&logged, "Address already in use"),
+        1,
+        "the cause once: {logged}"
+    );
+    assert!(
+        exporter.is_running(),
+        "the exporter must keep running; stderr:\n{}",
+        exporter.stderr()
+    );
+    let samples = scrape_until(&client, &base, Duration::from_secs(10), "scrape", |_| true).await;
+    assert_eq!(
+        interval(&samples),
+        Some(2.0),
+        "the running configuration is kept, still served on its address"
+    );
+    drop(taken);
+
+    // At start, a taken address is fatal (exit 1), and the message gives its cause once.
+    let (code, stderr) = run_to_exit(
+        &[
+            &format!("--honcho.url={sim_url}"),
+            &format!("--web.listen-address=127.0.0.1:{port}"),
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    assert_eq!(
+        occurrences(&stderr, "Address already in use"),
+        1,
+        "the cause once: {stderr}"
+    );
+}
+
+#[tokio::test]
+async fn no_scrape_fails_across_sighup_reloads_that_keep_the_listen_address() {
+    const RELOADS: usize = 10;
+    let (_sim, sim_url) = start_simulator(&["--workspaces", "1"]).await;
+    let directory = tempfile::tempdir().expect("temp dir");
+    let config = directory.path().join("honcho_exporter.yml");
+    let port = free_port();
+    write_config(&config, port, &sim_url, "1s");
+    let (exporter, base) =
+        launch_exporter(&[&format!("--config.file={}", config.display())], &[], port).await;
+
+    // Scrape back to back, as a Prometheus with a short interval would (one client, so
+    // keep-alive connections are reused across the reloads).
+    let stop = Arc::new(AtomicBool::new(false));
+    let scrapes = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(Mutex::new(Vec::<String>::new()));
+    let scraper = {
+        let (stop, scrapes, failures) = (stop.clone(), scrapes.clone(), failures.clone());
+        let (client, url) = (http_client(), format!("{base}/metrics"));
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let outcome = match client.get(&url).send().await {
+                    Ok(response) if response.status() == 200 => match response.text().await {
+                        Ok(body) if body.contains("honcho_exporter_build_info") => Ok(()),
+                        Ok(_) => Err("a body without the exporter's metrics".to_string()),
+                        Err(error) => Err(format!("body: {error}")),
+                    },
+                    Ok(response) => Err(format!("HTTP {}", response.status())),
+                    Err(error) => Err(format!("{error:?}")),
+                };
+                scrapes.fetch_add(1, Ordering::Relaxed);
+                if let Err(failure) = outcome {
+                    failures.lock().expect("failures lock").push(failure);
+                }
+            }
+        })
+    };
+    for reload in 0..RELOADS {
+        // Something changes each time (the interval), the listen address never does.
+        let interval = if reload % 2 == 0 { "2s" } else { "1s" };
+        write_config(&config, port, &sim_url, interval);
+        exporter.signal("HUP");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while occurrences(&exporter.stderr(), "configuration reloaded") <= reload {
+            assert!(
+                Instant::now() < deadline,
+                "reload {reload} not logged; stderr:\n{}",
+                exporter.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    scraper.await.expect("scraper task");
+    let failures = failures.lock().expect("failures lock").clone();
+    let scrapes = scrapes.load(Ordering::Relaxed);
+    println!(
+        "{scrapes} scrapes across {RELOADS} reloads, {} failed",
+        failures.len()
+    );
+    assert!(scrapes >= RELOADS, "the scraper ran ({scrapes} scrapes)");
+    assert!(
+        failures.is_empty(),
+        "{} of {scrapes} scrapes failed across {RELOADS} reloads: {failures:?}",
+        failures.len()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

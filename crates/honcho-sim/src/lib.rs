@@ -14,7 +14,7 @@
 //!
 //! ```no_run
 //! # async fn example() -> std::io::Result<()> {
-//! use honcho_exporter::simulator::{Generation, Simulator, SimulatorConfig};
+//! use honcho_sim::{Generation, Simulator, SimulatorConfig};
 //! let handle = Simulator::start(SimulatorConfig::recorded(Generation::C)).await?;
 //! println!("Honcho at {}", handle.url());
 //! handle.shutdown().await;

@@ -13,14 +13,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use honcho_exporter::simulator::{Generation, SimAuth, Simulator, SimulatorConfig};
+use honcho_sim::{Generation, SimAuth, Simulator, SimulatorConfig};
 use serde_json::Value;
 
 const ADMIN_TOKEN: &str = "<admin JWT {t:'', ad:true}>";
 const GLOBEX_TOKEN: &str = "<workspace JWT {t:'', w:'globex-research'}>";
 
 fn data_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/honcho")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/honcho")
 }
 
 fn config_for_folder(folder: &str) -> Option<SimulatorConfig> {

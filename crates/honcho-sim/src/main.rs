@@ -10,9 +10,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::Parser;
-use honcho_exporter::simulator::{
-    Generation, Scale, Scenario, SimAuth, Simulator, SimulatorConfig,
-};
+use honcho_sim::{Generation, Scale, Scenario, SimAuth, Simulator, SimulatorConfig};
 
 /// Command line of `honcho-sim`.
 #[derive(Debug, Parser)]

@@ -6,13 +6,13 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant, SystemTime};
 
-use honcho_exporter::simulator::{
+use honcho_sim::{
     BATCH_MAX_AGE_SECONDS, EndpointKind, FaultAction, FaultRule, Faults, Generation, Scale,
     Scenario, Simulator, SimulatorConfig, SimulatorHandle, Truth,
 };
 use serde_json::Value;
 
-use super::simulator_contract::http_client;
+use super::contract::http_client;
 
 const GLOBEX_STATUS: &str = "/v3/workspaces/globex-research/queue/status";
 const GLOBEX_WORK_UNITS: &str = "/v3/workspaces/globex-research/queue/work-units";

@@ -246,6 +246,7 @@ def summary(res):
     out = {"case": res["case"], "reps": len(reps), "cycles": res["args"]["cycles"],
            "loadavg_start": res["loadavg_start"], "loadavg_end": res.get("loadavg_end"),
            "raw_requests": res["raw_requests"],
+           "rust_interval_s": {"100ms": 0.1, "1s": 1.0}.get(res["args"]["rust_interval"]),
            "raw_seq_wall": med([r["raw_seq_wall"] for r in reps])}
     if "raw_par4_wall" in reps[0]:
         out["raw_par4_wall"] = med([r["raw_par4_wall"] for r in reps])

@@ -12,7 +12,7 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use honcho_exporter::exposition::Format;
 use honcho_exporter::honcho::types::WorkUnitsPage;
-use honcho_exporter::poller::Published;
+use honcho_exporter::publication::Published;
 use honcho_exporter::snapshot::{
     Snapshot, WorkUnitAggregator, WorkspaceSnapshot, summarize_status,
 };
@@ -146,7 +146,11 @@ fn exposition(c: &mut Criterion) {
     for series in [10_000usize, 100_000] {
         let snapshot = snapshot_with_series(series);
         let published = Published::render(snapshot.clone(), true);
-        let samples = published.text.iter().filter(|&&byte| byte == b'\n').count();
+        let samples = published
+            .body(Format::Text, false, 1_795_318_100.0)
+            .iter()
+            .map(|chunk| chunk.iter().filter(|&&byte| byte == b'\n').count())
+            .sum::<usize>();
         group.bench_with_input(
             BenchmarkId::new("render_poll_time", samples),
             &snapshot,

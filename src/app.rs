@@ -13,7 +13,8 @@ use tokio::task::JoinHandle;
 
 use crate::config::Settings;
 use crate::honcho::{Client, ClientBuildError};
-use crate::poller::{self, Poller, Published, SharedPublished};
+use crate::poller::Poller;
+use crate::publication::{self, Published, SharedPublished};
 use crate::server::{self, ServerContext, SharedContext};
 use crate::web_config::{WebConfig, WebConfigError};
 
@@ -91,7 +92,11 @@ impl Exporter {
         settings: Arc<Settings>,
         listeners: Vec<TcpListener>,
     ) -> Result<Exporter, StartError> {
-        let client = Client::new(&settings.honcho, settings.poll.timeout)?;
+        let client = Client::with_in_flight_cap(
+            &settings.honcho,
+            settings.poll.timeout,
+            settings.poll.concurrency,
+        )?;
         let web_config = load_web_config(&settings)?;
         let published: SharedPublished =
             Arc::new(RwLock::new(Arc::new(Published::initial(&settings))));
@@ -180,7 +185,7 @@ impl Exporter {
 
     /// Whether a poll cycle has completed.
     pub fn is_ready(&self) -> bool {
-        poller::current(&self.published).ready
+        publication::current(&self.published).ready
     }
 
     /// Signals shutdown and waits (bounded) for the poller and servers to stop.

@@ -161,6 +161,17 @@ fn work_unit_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
         "1 if the last work-units walk of the workspace stopped at the page cap, so the work-unit numbers cover only the oldest units",
         MetricType::Gauge,
     );
+    let mut listed_units = MetricFamily::new(
+        "honcho_queue_work_units_listed",
+        "Work units Honcho lists for the workspace (the total of the work-units walk's first page), refreshed every poll interval even while a full walk takes longer",
+        MetricType::Gauge,
+    );
+    let mut walk_duration = MetricFamily::new(
+        "honcho_exporter_walk_duration_seconds",
+        "Duration of the last complete work-units walk of the workspace (the next one starts no sooner than poll.duty_factor times it)",
+        MetricType::Gauge,
+    )
+    .with_unit("seconds");
     let mut invalid_timestamps = MetricFamily::new(
         "honcho_exporter_work_units_invalid_timestamp",
         "Work units of the last walk of the workspace whose oldest_item_at is not a timestamp: their age is unknown, so they are counted in no state",
@@ -176,6 +187,12 @@ fn work_unit_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
                 f64::from(u8::from(data.walk_truncated)),
             );
         }
+        if let Some(listed) = data.units_listed {
+            listed_units.push(labels(&[("workspace", workspace)]), listed as f64);
+        }
+        if let Some((_, duration)) = data.last_complete_walk {
+            walk_duration.push(labels(&[("workspace", workspace)]), duration.as_secs_f64());
+        }
         let Some(aggregate) = &data.work_units else {
             continue;
         };
@@ -183,6 +200,8 @@ fn work_unit_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
             labels(&[("workspace", workspace)]),
             aggregate.invalid_timestamps as f64,
         );
+        // Only the head of the walk known: ages and detail, but no per-state counts yet.
+        let counts = !data.head_only;
         for task_type in TaskType::ALL {
             // `other` exists only while a unit of an unknown task type does.
             if task_type == TaskType::Other && !aggregate.has_units(TaskType::Other) {
@@ -195,14 +214,18 @@ fn work_unit_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
                     ("task_type", task_type.as_str()),
                     ("state", state.as_str()),
                 ]);
-                units.push(label_set.clone(), cell.units as f64);
-                unit_items.push(label_set.clone(), cell.items as f64);
-                tokens.push(label_set.clone(), cell.tokens as f64);
+                if counts {
+                    units.push(label_set.clone(), cell.units as f64);
+                    unit_items.push(label_set.clone(), cell.items as f64);
+                    tokens.push(label_set.clone(), cell.tokens as f64);
+                }
                 if let Some(timestamp) = cell.oldest_item_timestamp {
                     oldest.push(label_set, timestamp);
                 }
             }
-            if let Some(value) = aggregate.tokens_until_threshold[task_type.index()] {
+            if let Some(value) = aggregate.tokens_until_threshold[task_type.index()]
+                && counts
+            {
                 until_threshold.push(
                     labels(&[("workspace", workspace), ("task_type", task_type.as_str())]),
                     value as f64,
@@ -224,6 +247,8 @@ fn work_unit_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
         unit_until_threshold,
         unit_tokens,
         truncated,
+        listed_units,
+        walk_duration,
         invalid_timestamps,
     ]);
 }
@@ -427,10 +452,19 @@ pub fn scrape_families(snapshot: &Snapshot, now: f64) -> Vec<MetricFamily> {
         MetricType::Gauge,
     )
     .with_unit("seconds");
+    let mut walk_age = MetricFamily::new(
+        "honcho_exporter_walk_age_seconds",
+        "Age at scrape time of the last complete work-units walk of the workspace, whose per-state counts are served (a large backlog is walked less often, see poll.duty_factor)",
+        MetricType::Gauge,
+    )
+    .with_unit("seconds");
     for (workspace, data) in &snapshot.workspaces {
         add_ages(workspace, data, now, &mut oldest_age, &mut unit_age);
+        if let Some((finished_at, _)) = data.last_complete_walk {
+            walk_age.push(labels(&[("workspace", workspace)]), age(now, finished_at));
+        }
     }
-    vec![oldest_age, unit_age]
+    vec![oldest_age, unit_age, walk_age]
 }
 
 fn add_ages(

@@ -24,8 +24,10 @@
 //! - [`metric`]: the format-neutral metric family model shared by `families` and `exposition`.
 //! - [`exposition`]: renders metric families as OpenMetrics 1.0.0 or text 0.0.4 bytes, content
 //!   negotiation, gzip.
-//! - [`poller`]: the poll loop: discovery, generation detection, bounded concurrency, retries,
-//!   staleness; publishes the rendered exposition for the server.
+//! - [`poller`]: the poll loop: workspace selection, generation detection, bounded
+//!   concurrency, the pure merge of outcomes and staleness; hands snapshots to `publication`.
+//! - [`publication`]: the rendered exposition the server serves (cached bytes + scrape-time
+//!   tail); the server depends on it, never on the poller.
 //! - [`server`]: the hyper HTTP server: `/metrics`, `/`, `/-/healthy`, `/-/ready`.
 //! - [`web_config`]: exporter-toolkit style `--web.config.file` (TLS, basic auth).
 //! - [`process`]: the exporter's own process metrics (RSS, CPU, fds, start time), read at scrape.
@@ -46,6 +48,7 @@ pub mod honcho;
 pub mod metric;
 pub mod poller;
 pub mod process;
+pub mod publication;
 pub mod server;
 pub mod snapshot;
 pub mod web_config;

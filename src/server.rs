@@ -28,7 +28,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::exposition;
-use crate::poller::{self, SharedPublished};
+use crate::publication::{self, SharedPublished};
 use crate::web_config::{AuthDecision, WebConfig};
 
 /// Connections held open at once; more are closed at accept.
@@ -242,7 +242,7 @@ async fn route(context: &ServerContext, request: &Request<Incoming>) -> Response
         "/" => landing(context),
         "/-/healthy" => text_response(StatusCode::OK, "Healthy\n"),
         "/-/ready" => {
-            if poller::current(&context.published).ready {
+            if publication::current(&context.published).ready {
                 text_response(StatusCode::OK, "Ready\n")
             } else {
                 text_response(
@@ -264,8 +264,8 @@ fn metrics(context: &ServerContext, request: &Request<Incoming>) -> Response<Bod
     };
     let format = exposition::negotiate(header_text(header::ACCEPT));
     let gzip = exposition::accepts_gzip(header_text(header::ACCEPT_ENCODING));
-    let published = poller::current(&context.published);
-    let chunks = published.body(format, gzip, poller::unix_now());
+    let published = publication::current(&context.published);
+    let chunks = published.body(format, gzip, publication::unix_now());
     let length: usize = chunks.iter().map(Bytes::len).sum();
     let body = StreamBody::new(stream::iter(
         chunks
@@ -290,9 +290,9 @@ fn metrics(context: &ServerContext, request: &Request<Incoming>) -> Response<Bod
 }
 
 fn landing(context: &ServerContext) -> Response<Body> {
-    let published = poller::current(&context.published);
-    let snapshot = &published.snapshot;
-    let now = poller::unix_now();
+    let published = publication::current(&context.published);
+    let now = publication::unix_now();
+    let snapshot = &published.snapshot(now);
     let mut html = String::with_capacity(4096);
     html.push_str("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Honcho Exporter</title>\n<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}.down{color:#b00}</style></head><body>\n<h1>Honcho Exporter</h1>\n");
     let _ = write!(

@@ -463,6 +463,68 @@ pub struct WorkspaceSnapshot {
     pub scopes: BTreeMap<String, ItemCounts>,
     /// Health per endpoint (`status`, `work_units`, `scopes`).
     pub health: BTreeMap<Endpoint, EndpointHealth>,
+    /// Only the head of the walk (its first page) is known, no complete walk: `work_units`
+    /// carries the oldest units' ages and detail, but its per-state counts are unknown and not
+    /// exported.
+    pub head_only: bool,
+    /// The number of work units Honcho lists (`total` of the last head page), fresh every
+    /// interval while a full walk takes longer.
+    pub units_listed: Option<u64>,
+    /// The last complete walk that is still served: (Unix seconds it ended, its duration).
+    pub last_complete_walk: Option<(f64, Duration)>,
+}
+
+/// The served work-unit view of a workspace: the per-state counts of the last complete `walk`,
+/// with the oldest timestamps and the problem-unit detail refreshed from `head` (the walk's
+/// first page, fetched every interval). The walk is oldest first, so every unit older than
+/// `boundary` (the head's last `oldest_item_at`) is on the head page: for those the head is the
+/// truth and the walk's older entries are gone; entries newer than it still come from the walk.
+pub fn merge_head(
+    walk: &WorkUnitAggregate,
+    head: &WorkUnitAggregate,
+    boundary: f64,
+    detail_limit: usize,
+) -> WorkUnitAggregate {
+    let mut merged = walk.clone();
+    for (task_type, states) in merged.cells.iter_mut().enumerate() {
+        for (state, cell) in states.iter_mut().enumerate() {
+            let fresh = head.cells[task_type][state].oldest_item_timestamp;
+            cell.oldest_item_timestamp = match fresh {
+                Some(timestamp) => Some(timestamp),
+                // Older than the boundary but not on the head page: that unit is gone.
+                None => cell
+                    .oldest_item_timestamp
+                    .filter(|timestamp| *timestamp > boundary),
+            };
+        }
+    }
+    let on_head: HashSet<&str> = head
+        .detail
+        .iter()
+        .map(|unit| unit.work_unit_key.as_str())
+        .collect();
+    let mut detail: Vec<UnitDetail> = head.detail.clone();
+    detail.extend(
+        walk.detail
+            .iter()
+            .filter(|unit| {
+                unit.oldest_item_timestamp > boundary
+                    && !on_head.contains(unit.work_unit_key.as_str())
+            })
+            .cloned(),
+    );
+    detail.sort_by(UnitDetail::problem_order);
+    detail.truncate(detail_limit);
+    merged.detail = detail;
+    for (id, name) in &head.session_names {
+        merged
+            .session_names
+            .entry(id.clone())
+            .or_insert_with(|| name.clone());
+    }
+    merged.batch_max_tokens = head.batch_max_tokens.or(walk.batch_max_tokens);
+    merged.flush_enabled = head.flush_enabled.or(walk.flush_enabled);
+    merged
 }
 
 /// The API generation in use.

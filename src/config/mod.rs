@@ -166,10 +166,16 @@ pub enum GenerationOverride {
 pub struct PollSettings {
     /// Time between poll cycle starts (`--poll.interval`, default 15 s).
     pub interval: Duration,
-    /// Budget for one upstream request including retries (`--poll.timeout`, default 10 s).
+    /// Budget for one upstream request including retries (`--poll.timeout`, default
+    /// min(10 s, 0.8 × interval)).
     pub timeout: Duration,
-    /// Workspaces polled at once (`--poll.concurrency`, default 4).
+    /// Requests in flight to Honcho at once, across every workspace and endpoint
+    /// (`--poll.concurrency`, default 4).
     pub concurrency: usize,
+    /// The duty rule's k (`--poll.duty-factor`, default 4): a workspace's status poll, head or
+    /// full walk starts no sooner than max(interval, k × its last busy time), so each keeps
+    /// Honcho busy at most 1/k of the time.
+    pub duty_factor: f64,
     /// Queue values older than this are dropped (`--poll.max-staleness`, default 3 × interval).
     pub max_staleness: Duration,
 }
@@ -310,6 +316,7 @@ impl Settings {
                 interval: Duration::ZERO,
                 timeout: Duration::ZERO,
                 concurrency: 0,
+                duty_factor: 0.0,
                 max_staleness: Duration::ZERO,
             },
             workspaces: WorkspaceSelection {

@@ -409,9 +409,16 @@ pub static SETTINGS: &[Setting] = &[
         value_name: "DURATION",
         shape: Shape::Scalar,
         is_path: false,
-        default: Default::Text("10s"),
+        default: Default::Derived {
+            shown: "min(10s, 0.8 × poll.interval)",
+            derive: |settings| {
+                settings.poll.timeout = default_poll_timeout(settings.poll.interval);
+            },
+        },
         help: "Budget for one upstream request including retries; shorter than the interval",
-        details: "",
+        details: "The default follows the interval as Prometheus' `scrape_timeout` does (10 s, \
+                  less for a short interval), so `--poll.interval 5s` alone gives a 4 s timeout; \
+                  an explicit value is still checked.",
         apply: |settings, value| {
             settings.poll.timeout = value.scalar(positive_duration)?;
             Ok(())
@@ -424,8 +431,9 @@ pub static SETTINGS: &[Setting] = &[
         shape: Shape::Scalar,
         is_path: false,
         default: Default::Text("4"),
-        help: "Workspaces polled at once",
-        details: "",
+        help: "Requests in flight to Honcho at once, across every workspace and endpoint",
+        details: "A FIFO slot per request, held through its retries: a long walk's pages queue \
+                  behind the small workspaces' requests instead of blocking them.",
         apply: |settings, value| {
             settings.poll.concurrency = value.scalar(at_least(1))?;
             Ok(())
@@ -635,7 +643,40 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
+    Setting {
+        key: "poll.duty_factor",
+        flag: Flag::Single("--poll.duty-factor"),
+        value_name: "K",
+        shape: Shape::Scalar,
+        is_path: false,
+        default: Default::Text("4"),
+        help: "Duty rule: a workspace's status poll, head or walk starts no sooner than K × its last busy time",
+        details: "So each keeps Honcho busy at most 1/K of the time however large the workspace \
+                  grows (at least 1). See \"Load bound\" above.",
+        apply: |settings, value| {
+            settings.poll.duty_factor = value.scalar(parse_duty_factor)?;
+            Ok(())
+        },
+    },
 ];
+
+/// The default `poll.timeout` for an interval: min(10 s, 0.8 × interval). Like Prometheus'
+/// `scrape_timeout` (10 s unless the interval is shorter), but strictly shorter than the
+/// interval, which `poll.timeout` must be, with a fifth of the interval left for the rest.
+pub fn default_poll_timeout(interval: Duration) -> Duration {
+    Duration::from_secs(10).min(interval.mul_f64(0.8))
+}
+
+fn parse_duty_factor(text: &str) -> Result<f64, String> {
+    let factor: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("expected a number, got {text:?}"))?;
+    if !factor.is_finite() || factor < 1.0 {
+        return Err(format!("must be a number of at least 1, got {text:?}"));
+    }
+    Ok(factor)
+}
 
 /// The README row of `scopes`, the one part of the configuration outside the table (a list of
 /// mappings: file only, no flag or variable).

@@ -78,6 +78,33 @@ pub struct WalkOutcome {
     pub truncated: bool,
 }
 
+tokio::task_local! {
+    /// Time the current job held in-flight slots (Honcho busy time on its behalf).
+    static JOB_BUSY: std::cell::Cell<Duration>;
+}
+
+/// Adds the time since its start to the current job's busy time when dropped (an attempt cut
+/// off by the request budget counts too).
+struct BusyGuard(Instant);
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        let elapsed = self.0.elapsed();
+        let _ = JOB_BUSY.try_with(|busy| busy.set(busy.get() + elapsed));
+    }
+}
+
+/// Runs `job` and returns its output with the time its requests' attempts took: how long Honcho
+/// worked for it (waiting for a slot, the rate bound, `Retry-After` or a backoff not counted).
+pub async fn measure_busy<F: std::future::Future>(job: F) -> (F::Output, Duration) {
+    JOB_BUSY
+        .scope(std::cell::Cell::new(Duration::ZERO), async move {
+            let output = job.await;
+            (output, JOB_BUSY.with(std::cell::Cell::get))
+        })
+        .await
+}
+
 /// Counts of upstream requests by endpoint and status code (`error` when no response came).
 pub type RequestCounts = BTreeMap<(Endpoint, String), u64>;
 
@@ -97,6 +124,9 @@ struct ClientInner {
     max_backoff: Duration,
     request_budget: Duration,
     rate: RateLimiter,
+    /// Requests in flight at once, across every workspace and endpoint (`poll.concurrency`):
+    /// FIFO, so a long walk's pages queue behind the small workspaces' requests.
+    in_flight: Arc<tokio::sync::Semaphore>,
     /// Set by a 429 or 5xx with `Retry-After`: no request leaves before this instant, in any
     /// cycle; with the status that asked for it (reported by the requests not sent).
     not_before: Mutex<Option<(Instant, u16)>>,
@@ -135,10 +165,24 @@ pub enum ClientBuildError {
 
 impl Client {
     /// Builds a client for `settings`; `request_budget` bounds one logical request, retries
-    /// included (`poll.timeout`).
+    /// included (`poll.timeout`). No cap on requests in flight beyond the caller's own.
     pub fn new(
         settings: &HonchoSettings,
         request_budget: Duration,
+    ) -> Result<Self, ClientBuildError> {
+        Self::with_in_flight_cap(
+            settings,
+            request_budget,
+            tokio::sync::Semaphore::MAX_PERMITS,
+        )
+    }
+
+    /// Like [`Client::new`], with at most `cap` requests in flight to Honcho at once (a logical
+    /// request holds its slot through its retries, so the cap bounds Honcho's load).
+    pub fn with_in_flight_cap(
+        settings: &HonchoSettings,
+        request_budget: Duration,
+        cap: usize,
     ) -> Result<Self, ClientBuildError> {
         crate::install_crypto_provider();
         let tls = tls_config(settings.ca_file.as_deref())?;
@@ -164,6 +208,9 @@ impl Client {
                 max_backoff: settings.retry_max_backoff,
                 request_budget,
                 rate: RateLimiter::new(settings.max_requests_per_second),
+                in_flight: Arc::new(tokio::sync::Semaphore::new(
+                    cap.clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+                )),
                 not_before: Mutex::new(None),
                 requests: Mutex::new(BTreeMap::new()),
             }),
@@ -319,8 +366,25 @@ impl Client {
         url
     }
 
-    /// Sends one logical request with retries inside the request budget; returns the body.
+    /// Sends one logical request holding one in-flight slot; each attempt's time counts as the
+    /// calling job's busy time (see [`measure_busy`]).
     async fn send(
+        &self,
+        endpoint: Endpoint,
+        method: Method,
+        url: Url,
+    ) -> Result<Vec<u8>, UpstreamError> {
+        let _slot = self
+            .inner
+            .in_flight
+            .acquire()
+            .await
+            .expect("the in-flight semaphore is never closed");
+        self.send_with_retries(endpoint, method, url).await
+    }
+
+    /// Sends one logical request with retries inside the request budget; returns the body.
+    async fn send_with_retries(
         &self,
         endpoint: Endpoint,
         method: Method,
@@ -402,6 +466,9 @@ impl Client {
         method: Method,
         url: Url,
     ) -> Result<Vec<u8>, UpstreamError> {
+        // Honcho works from here until the answer is read (or the attempt is abandoned);
+        // waits for the rate bound, Retry-After or a backoff are not its work.
+        let _busy = BusyGuard(Instant::now());
         let inner = &self.inner;
         let mut request = match method {
             Method::Get => inner.http.get(url),
@@ -850,7 +917,11 @@ impl RateLimiter {
             *next = slot + self.interval;
             slot
         };
-        tokio::time::sleep_until(wait_until.into()).await;
+        // A free slot is taken without sleeping: `sleep_until` on an instant already passed
+        // still waits for the next timer tick (~1 ms), before every request.
+        if wait_until > Instant::now() {
+            tokio::time::sleep_until(wait_until.into()).await;
+        }
         true
     }
 }
@@ -1015,6 +1086,17 @@ mod tests {
         // The refusals took nothing: the next slot is still ~100 ms after the first.
         let next = *limiter.next_slot.lock().await;
         assert!(next <= Instant::now() + Duration::from_millis(100));
+    }
+
+    #[tokio::test]
+    async fn a_free_rate_slot_is_taken_without_sleeping() {
+        use futures_util::FutureExt;
+        let limiter = RateLimiter::new(1.0);
+        let far = Instant::now() + Duration::from_secs(10);
+        // Ready on the first poll: no timer was waited for.
+        assert_eq!(limiter.acquire_before(far).now_or_never(), Some(true));
+        // The next slot is a second away: that one does wait.
+        assert_eq!(limiter.acquire_before(far).now_or_never(), None);
     }
 
     /// A fake Honcho on loopback answering every request with `status`, `headers` and an

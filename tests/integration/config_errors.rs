@@ -302,8 +302,12 @@ fn bad_flags_fail_with_the_flag_name() {
             "--poll.concurrency: expected a whole number, got \"many\"",
         ),
         (
-            &["--poll.interval", "5s"],
-            "poll.timeout (10s) must be shorter than poll.interval (5s)",
+            &["--poll.duty-factor", "0.5"],
+            "--poll.duty-factor: must be a number of at least 1, got \"0.5\"",
+        ),
+        (
+            &["--poll.interval", "5s", "--poll.timeout", "5s"],
+            "poll.timeout (5s) must be shorter than poll.interval (5s)",
         ),
         (
             &[
@@ -493,6 +497,7 @@ fn full_file_sets_every_key() {
     assert_eq!(settings.poll.interval, Duration::from_secs(60));
     assert_eq!(settings.poll.timeout, Duration::from_secs(30));
     assert_eq!(settings.poll.concurrency, 2);
+    assert_eq!(settings.poll.duty_factor, 6.0);
     assert_eq!(settings.poll.max_staleness, Duration::from_secs(300));
 
     let workspaces = &settings.workspaces;
@@ -590,6 +595,12 @@ fn derived_defaults_follow_an_overridden_interval_unless_set() {
         &[],
     );
     assert_eq!(explicit.poll.max_staleness, Duration::from_secs(600));
+    // The timeout follows a short interval (min(10 s, 0.8 × interval)) unless set.
+    let short = settings(&["--poll.interval", "5s"], &[]);
+    assert_eq!(short.poll.timeout, Duration::from_secs(4));
+    assert_eq!(settings_60.poll.timeout, Duration::from_secs(10));
+    let set = settings(&["--poll.interval", "5s", "--poll.timeout", "2s"], &[]);
+    assert_eq!(set.poll.timeout, Duration::from_secs(2));
     assert_eq!(explicit.classify.overdue_after, Duration::from_secs(3600));
 }
 
@@ -633,6 +644,7 @@ fn every_setting_has_an_environment_variable() {
         ("HONCHO_EXPORTER_LOG_FORMAT", "json"),
         ("HONCHO_EXPORTER_SHARD_COUNT", "2"),
         ("HONCHO_EXPORTER_SHARD_INDEX", "1"),
+        ("HONCHO_EXPORTER_POLL_DUTY_FACTOR", "2.5"),
         // Not for this program: ignored.
         ("PATH", "/usr/bin"),
     ];
@@ -669,6 +681,7 @@ fn every_setting_has_an_environment_variable() {
     assert_eq!(settings.log.level, "warn");
     assert_eq!(settings.log.format, LogFormat::Json);
     assert_eq!((settings.shard.count, settings.shard.index), (2, 1));
+    assert_eq!(settings.poll.duty_factor, 2.5);
 }
 
 #[test]

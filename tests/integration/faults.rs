@@ -161,7 +161,7 @@ fn assert_fresh_or_absent(
     good: &[String],
 ) {
     let family = queue_family(endpoint);
-    let now = honcho_exporter::poller::unix_now();
+    let now = honcho_exporter::publication::unix_now();
     let values = values_of(samples, family, workspace);
     if values.is_empty() {
         return;

@@ -75,8 +75,10 @@ fn build(generation: Generation, workspaces: &[WorkspaceFixtures]) -> Snapshot {
                 let body = fixture(page);
                 let parsed: WorkUnitsPage<'_> =
                     serde_json::from_slice(&body).expect("page fixture parses");
+                data.units_listed.get_or_insert(parsed.total);
                 aggregator.add_page(&parsed);
             }
+            data.last_complete_walk = Some((RECORDED_AT - 1.0, Duration::from_millis(120)));
             let aggregate = aggregator.finish();
             snapshot.batch_max_tokens = aggregate.batch_max_tokens;
             snapshot.flush_enabled = aggregate.flush_enabled;
@@ -143,9 +145,19 @@ fn check_golden(name: &str, actual: &str) {
     }
 }
 
+/// The exporter reads its token from a file (one change of it was empty and kept the old token).
+fn with_token_file(mut snapshot: Snapshot) -> Snapshot {
+    snapshot.exporter.token_reload_errors = Some(BTreeMap::from([
+        ("empty", 1),
+        ("invalid", 0),
+        ("unreadable", 0),
+    ]));
+    snapshot
+}
+
 fn scenario(name: &str) -> Snapshot {
     match name {
-        "generation_c" => build(
+        "generation_c" => with_token_file(build(
             Generation::C,
             &[
                 WorkspaceFixtures {
@@ -186,7 +198,7 @@ fn scenario(name: &str) -> Snapshot {
                     scopes: &[],
                 },
             ],
-        ),
+        )),
         "generation_c_flush" => build(
             Generation::C,
             &[WorkspaceFixtures {

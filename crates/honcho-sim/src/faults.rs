@@ -91,6 +91,9 @@ pub enum FaultAction {
     VanishMidWalk,
     /// Close the connection without answering.
     DropConnection,
+    /// 404 `{"detail":"Not Found"}`: the route is missing on the server that answered (a
+    /// rolling deploy or a proxy route sending this workspace to an older Honcho).
+    RouteNotFound,
 }
 
 /// One fault rule.

@@ -22,6 +22,7 @@
 //! # }
 //! ```
 
+pub mod cost;
 pub(crate) mod cursor;
 mod dynamics;
 pub mod faults;
@@ -37,6 +38,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+pub use cost::{CostMeter, CostModel};
 pub use faults::{EndpointKind, FaultAction, FaultRule, Faults};
 pub use model::{StatusCounts, WorkUnitRow};
 
@@ -246,6 +248,8 @@ pub(crate) struct Shared {
     pub counts: Mutex<RequestCounts>,
     /// Counter for fresh endless-walk cursors.
     pub endless: std::sync::atomic::AtomicU64,
+    /// The Honcho cost model (off by default) and its meter.
+    pub cost: cost::Costing,
 }
 
 /// A Honcho simulator. Cheap to clone (an `Arc` inside).
@@ -375,6 +379,7 @@ impl Simulator {
                 faults: Mutex::new(Faults::none()),
                 counts: Mutex::new(RequestCounts::default()),
                 endless: std::sync::atomic::AtomicU64::new(0),
+                cost: cost::Costing::default(),
             }),
         }
     }
@@ -405,7 +410,17 @@ impl Simulator {
         })
     }
 
-    /// Replaces the fault configuration.
+    /// Turns the Honcho cost model on (`Some`) or off, and resets its meter.
+    pub fn set_cost_model(&self, model: Option<CostModel>) {
+        self.shared.cost.set(model);
+    }
+
+    /// What the cost model measured since it was set.
+    pub fn cost_meter(&self) -> CostMeter {
+        self.shared.cost.meter()
+    }
+
+    /// Replaces the fault rules.
     pub fn set_faults(&self, faults: Faults) {
         *self.shared.faults.lock().expect("faults lock not poisoned") = faults;
     }

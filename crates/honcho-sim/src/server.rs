@@ -271,6 +271,10 @@ async fn handle(
     {
         tokio::time::sleep(Duration::from_millis(*latency_ms)).await;
     }
+    if matches!(route.kind, EndpointKind::Status | EndpointKind::WorkUnits) {
+        let page = route.kind == EndpointKind::WorkUnits;
+        shared.cost.spend(route.workspace.as_deref(), page).await;
+    }
     if let Some(early) = early_fault(&shared, &route, action.as_ref()).await? {
         return Ok(early);
     }
@@ -316,6 +320,7 @@ async fn early_fault(
             return Ok(Some(response));
         }
         FaultAction::InvalidJwt => Answer::detail(401, "Invalid JWT"),
+        FaultAction::RouteNotFound => Answer::detail(404, "Not Found"),
         FaultAction::Hang => {
             record(shared, route.kind, 0);
             tokio::time::sleep(HANG_LIMIT).await;

@@ -574,6 +574,21 @@ pub struct ExporterStats {
     pub work_units_available: Option<bool>,
     /// Changes of the token file not used, by reason; `None` when the token is not from a file.
     pub token_reload_errors: Option<BTreeMap<&'static str, u64>>,
+    /// The database source's own numbers; `None` with the API source.
+    pub postgres: Option<PostgresStats>,
+}
+
+/// The database source's self-metrics.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PostgresStats {
+    /// Whether the last cycle read the database.
+    pub health: EndpointHealth,
+    /// The last successful cycle's time waiting on the database (transaction minus mapping).
+    pub database_time: Option<Duration>,
+    /// The last successful cycle's time mapping rows in the exporter.
+    pub mapping_time: Option<Duration>,
+    /// `alembic_version` of the last successful schema check.
+    pub schema_revision: Option<String>,
 }
 
 /// One poll cycle's immutable result.

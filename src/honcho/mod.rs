@@ -44,6 +44,8 @@ pub enum Endpoint {
     WorkUnits,
     /// A filtered status poll of a configured scope.
     Scope,
+    /// The database source's cycle (`poll.source: postgres`), not an HTTP endpoint.
+    Postgres,
 }
 
 impl Endpoint {
@@ -54,6 +56,7 @@ impl Endpoint {
             Endpoint::Status => "status",
             Endpoint::WorkUnits => "work_units",
             Endpoint::Scope => "scope",
+            Endpoint::Postgres => "postgres",
         }
     }
 }

@@ -505,6 +505,7 @@ impl PollState {
                 status_split: generation.status_split(),
                 work_units_available: generation.work_units_available(),
                 token_reload_errors,
+                ..ExporterStats::default()
             },
         }
     }

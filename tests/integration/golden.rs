@@ -245,15 +245,42 @@ fn scenario(name: &str) -> Snapshot {
                 },
             ],
         ),
+        // The generation C numbers as the database source publishes them (its self-metrics
+        // instead of the API's request counts).
+        "postgres" => {
+            let mut snapshot = scenario("generation_c");
+            snapshot.exporter.requests = Default::default();
+            snapshot.exporter.discovery = None;
+            snapshot.exporter.errors = [
+                ((honcho_exporter::honcho::Endpoint::Postgres, "timeout"), 2),
+                ((honcho_exporter::honcho::Endpoint::Postgres, "schema"), 1),
+            ]
+            .into_iter()
+            .collect();
+            for workspace in snapshot.workspaces.values_mut() {
+                workspace.health.clear();
+            }
+            snapshot.exporter.postgres = Some(honcho_exporter::snapshot::PostgresStats {
+                health: honcho_exporter::snapshot::EndpointHealth {
+                    up: true,
+                    last_success: Some(snapshot.taken_at),
+                },
+                database_time: Some(std::time::Duration::from_millis(640)),
+                mapping_time: Some(std::time::Duration::from_millis(85)),
+                schema_revision: Some("e4eba9cfaa6f".to_string()),
+            });
+            snapshot
+        }
         other => panic!("unknown scenario {other}"),
     }
 }
 
-const SCENARIOS: [&str; 4] = [
+const SCENARIOS: [&str; 5] = [
     "generation_a",
     "generation_b",
     "generation_c",
     "generation_c_flush",
+    "postgres",
 ];
 
 #[test]

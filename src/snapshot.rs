@@ -243,16 +243,12 @@ impl Hasher for PrehashedKey {
     }
 }
 
-/// FNV-1a 64 of a work unit key, then a final mix (keys differ mostly at the end).
+/// A 64-bit hash of a work unit key: foldhash (quality variant, fixed seed), which reads 8–16
+/// bytes per step where a byte-at-a-time hash spends ~1 ns per byte of the ~60-byte keys.
 fn key_hash(key: &str) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &byte in key.as_bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash ^= hash >> 33;
-    hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    hash ^ (hash >> 33)
+    use std::hash::BuildHasher as _;
+    const SEED: u64 = 0x6f6e_6368_6f5f_6b65;
+    foldhash::quality::FixedState::with_seed(SEED).hash_one(key)
 }
 
 /// The work units already counted in this walk, as 64-bit key hashes: a sorted vector (8 bytes
@@ -313,7 +309,7 @@ pub struct WorkUnitAggregator {
     now: f64,
     overdue_after: Duration,
     detail_limit: usize,
-    wanted_sessions: HashSet<String>,
+    wanted_sessions: HashSet<String, foldhash::fast::RandomState>,
     seen: SeenKeys,
     heap: BinaryHeap<DetailEntry>,
     aggregate: WorkUnitAggregate,
@@ -332,7 +328,8 @@ impl WorkUnitAggregator {
             now,
             overdue_after,
             detail_limit,
-            wanted_sessions,
+            // A faster hasher than SipHash: every row of the walk looks its session id up here.
+            wanted_sessions: wanted_sessions.into_iter().collect(),
             seen: SeenKeys::default(),
             heap: BinaryHeap::with_capacity(detail_limit + 1),
             aggregate: WorkUnitAggregate::default(),

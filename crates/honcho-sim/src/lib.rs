@@ -29,6 +29,7 @@ pub mod faults;
 mod model;
 mod recorded;
 mod server;
+pub mod sizes;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
@@ -41,6 +42,7 @@ use serde::{Deserialize, Serialize};
 pub use cost::{CostMeter, CostModel};
 pub use faults::{EndpointKind, FaultAction, FaultRule, Faults};
 pub use model::{StatusCounts, WorkUnitRow};
+pub use sizes::SizeGroup;
 
 use dynamics::{Behaviour, Params, SECOND, WorkspaceSpec};
 use model::{Filter, Workspace};
@@ -121,6 +123,9 @@ pub struct SimulatorConfig {
     pub flush_enabled: bool,
     /// Auth on (with these tokens) or off.
     pub auth: Option<SimAuth>,
+    /// Per-workspace sizes (evolving scenarios): the groups cover the first workspaces in
+    /// creation order; the others have `scale.work_units_per_workspace`. Empty: all alike.
+    pub sizes: Vec<SizeGroup>,
 }
 
 impl SimulatorConfig {
@@ -139,6 +144,7 @@ impl SimulatorConfig {
             batch_max_tokens: 200,
             flush_enabled: false,
             auth: None,
+            sizes: Vec::new(),
         }
     }
 
@@ -158,6 +164,7 @@ impl SimulatorConfig {
             batch_max_tokens: 1024,
             flush_enabled: false,
             auth: None,
+            sizes: Vec::new(),
         }
     }
 }
@@ -340,7 +347,10 @@ fn build_model(config: &SimulatorConfig, start: i64) -> Model {
                         index,
                         seed: config.seed,
                         sessions: config.scale.sessions_per_workspace,
-                        units: config.scale.work_units_per_workspace,
+                        units: sizes::group_of(&config.sizes, index)
+                            .map_or(config.scale.work_units_per_workspace, |group| {
+                                group.work_units
+                            }),
                         behaviour,
                         stranded_overdue,
                         hung_unit,

@@ -6,7 +6,7 @@
 #   scripts/bench.sh            run everything, print the summary
 #   scripts/bench.sh --write    ... and rewrite the results section of BENCHMARKS.md
 #   scripts/bench.sh --quick    smaller scales (a smoke run of the script itself, a few minutes)
-#   scripts/bench.sh --only walk,latency,shards,criterion,sizes,incident   run a subset
+#   scripts/bench.sh --only walk,latency,shards,peer,criterion,sizes,incident   run a subset
 #
 # What it measures (targets from the issues; see BENCHMARKS.md):
 #   walk       one poll cycle walking 1,000,000 work units of one workspace: units/s end to end
@@ -16,6 +16,14 @@
 #              10 k series); text, and OpenMetrics + gzip as Prometheus asks
 #   shards     10,000 workspaces x 500 work units split over 1, 2, 4 exporter processes:
 #              per-shard cycle time, RSS, upstream requests; projection to 100 k workspaces
+#   peer       side by side with the hand-written peer exporter (Python, prometheus_client +
+#              httpx; kept outside this repository in ../shared/peers/python_exporter, or
+#              $HONCHO_PEER_DIR): scripts/bench/bench_pair.py polls the peer's own fake Honcho with
+#              both exporters, interleaved, 3 repetitions, at 10 x 10,000 and 50 x 20,000 work units
+#              (quick: 1 x 1,000 and 10 x 10,000, 1 repetition): CPU per poll cycle (utime + stime),
+#              cycle wall against a raw curl fetch of the same pages, peak RSS, /metrics latency.
+#              Installs httpx + prometheus-client into target/bench/peer-venv when missing.
+#              Skipped with a note when the peer directory is absent.
 #   criterion  cargo bench --bench walk_aggregate (parse+aggregate target >= 1 M units/s/core)
 #   sizes      release binary sizes (glibc, and the musl static one if built by
 #              scripts/checks/static_build.sh)
@@ -35,7 +43,7 @@ repo=$(pwd)
 
 write=0
 quick=0
-only="walk,latency,shards,criterion,sizes,incident"
+only="walk,latency,shards,peer,criterion,sizes,incident"
 while [ $# -gt 0 ]; do
   case "$1" in
     --write) write=1 ;;
@@ -54,11 +62,17 @@ if [ "$quick" = 1 ]; then
   latency_targets="1000 10000"
   shard_workspaces=1000
   shard_units=50
+  peer_cases="1x1000 10x10000"
+  peer_reps=1
+  peer_scrapes=5
 else
   walk_units=1000000
   latency_targets="1000 10000 100000"
   shard_workspaces=10000
   shard_units=500
+  peer_cases="10x10000 50x20000"
+  peer_reps=3
+  peer_scrapes=10
 fi
 shard_counts="1 2 4"
 max_rps=${BENCH_MAX_REQUESTS_PER_SECOND:-100000}
@@ -274,6 +288,36 @@ if wants shards; then
     for pid in "${shard_pids[@]}"; do stop "$pid"; done
   done
   stop "$sim_pid"
+fi
+
+if wants peer; then
+  peer_dir=${HONCHO_PEER_DIR:-}
+  if [ -z "$peer_dir" ]; then
+    for candidate in "$repo/../shared/peers/python_exporter" "$repo/../../shared/peers/python_exporter"; do
+      if [ -f "$candidate/exporter.py" ]; then peer_dir=$(cd "$candidate" && pwd); break; fi
+    done
+  fi
+  if [ -z "$peer_dir" ] || [ ! -f "$peer_dir/exporter.py" ]; then
+    say "peer: no peer exporter found (set HONCHO_PEER_DIR); skipped"
+    record peer_skipped "no peer directory"
+  else
+    venv="$out/peer-venv"
+    if ! "$venv/bin/python" -c 'import httpx, prometheus_client' 2>/dev/null; then
+      say "peer: installing httpx + prometheus-client into $venv"
+      python3 -m venv "$venv"
+      "$venv/bin/pip" install --quiet httpx prometheus-client
+    fi
+    record peer_dir "$peer_dir"
+    record peer_python "$("$venv/bin/python" -c 'import sys, httpx, prometheus_client.metrics as m; print(sys.version.split()[0], "httpx", httpx.__version__)')"
+    for case in $peer_cases; do
+      say "peer: $case (workspaces x work units), $peer_reps repetition(s)"
+      python3 scripts/bench/bench_pair.py "${case%x*}" "${case#*x}" --peer-dir "$peer_dir" \
+        --python "$venv/bin/python" --exporter "$release/honcho_exporter" \
+        --reps "$peer_reps" --scrapes "$peer_scrapes" --out "$out/pair/$case" >"$out/pair-$case.log" 2>&1 \
+        || { cat "$out/pair-$case.log" >&2; exit 1; }
+      record "peer_$case" "$(sed -n 's/^SUMMARY //p' "$out/pair-$case.log")"
+    done
+  fi
 fi
 
 if wants criterion; then

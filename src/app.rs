@@ -11,9 +11,11 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
-use crate::config::Settings;
+use crate::config::{Settings, Source};
 use crate::honcho::{Client, ClientBuildError};
 use crate::poller::Poller;
+use crate::postgres::PostgresSource;
+use crate::postgres::source::SourceBuildError;
 use crate::publication::{self, Published, SharedPublished};
 use crate::server::{self, ServerContext, SharedContext};
 use crate::web_config::{WebConfig, WebConfigError};
@@ -28,6 +30,9 @@ pub enum StartError {
     /// `source()`: an error chain printed in full would repeat it.)
     #[error("invalid --web.config.file: {0}")]
     WebConfig(WebConfigError),
+    /// The database source could not be set up (URL, CA file).
+    #[error(transparent)]
+    Postgres(#[from] SourceBuildError),
     /// The poller's thread or runtime could not be created.
     #[error("cannot start the poller thread: {0}")]
     Runtime(std::io::Error),
@@ -98,8 +103,11 @@ impl Exporter {
             settings.poll.concurrency,
         )?;
         let web_config = load_web_config(&settings)?;
-        let published: SharedPublished =
-            Arc::new(RwLock::new(Arc::new(Published::initial(&settings))));
+        let initial = match settings.source {
+            Source::Api => Published::initial(&settings),
+            Source::Postgres => crate::postgres::source::initial_published(&settings),
+        };
+        let published: SharedPublished = Arc::new(RwLock::new(Arc::new(initial)));
         let context = SharedContext::new(server_context(&settings, web_config, &published));
         let poller = start_poller(Arc::clone(&settings), client, &published)?;
         let mut exporter = Exporter {
@@ -256,7 +264,17 @@ fn start_poller(
     published: &SharedPublished,
 ) -> Result<RunningPoller, StartError> {
     let (shutdown, signal) = watch::channel(false);
-    let poller = Poller::new(settings, client, Arc::clone(published));
+    let poller = match settings.source {
+        Source::Api => PollLoop::Api(Box::new(Poller::new(
+            settings,
+            client,
+            Arc::clone(published),
+        ))),
+        Source::Postgres => PollLoop::Postgres(Box::new(PostgresSource::new(
+            settings,
+            Arc::clone(published),
+        )?)),
+    };
     let stopped = spawn_poller(poller, wait_for(signal))?;
     Ok(RunningPoller { shutdown, stopped })
 }
@@ -265,7 +283,7 @@ fn start_poller(
 /// scrapes on the server's runtime cannot delay poll cycles (the OS shares the cores fairly
 /// between the threads). The receiver resolves when the poller has stopped.
 fn spawn_poller(
-    poller: Poller,
+    poller: PollLoop,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<tokio::sync::oneshot::Receiver<()>, StartError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -281,6 +299,24 @@ fn spawn_poller(
         })
         .map_err(StartError::Runtime)?;
     Ok(poller_stopped)
+}
+
+/// The poll loop of the configured source (`poll.source`); both publish into the same
+/// [`SharedPublished`].
+enum PollLoop {
+    /// Honcho's HTTP API.
+    Api(Box<Poller>),
+    /// Honcho's database.
+    Postgres(Box<PostgresSource>),
+}
+
+impl PollLoop {
+    async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        match self {
+            PollLoop::Api(poller) => poller.run(shutdown).await,
+            PollLoop::Postgres(source) => source.run(shutdown).await,
+        }
+    }
 }
 
 /// Resolves once the watch flips to `true` (or its sender is gone).

@@ -306,6 +306,12 @@ fn exporter_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
     if let Some(discovery) = &stats.discovery {
         push_health(labels(&[(UPSTREAM_LABEL, "discovery")]), discovery);
     }
+    if let Some(postgres) = &stats.postgres {
+        push_health(
+            labels(&[(UPSTREAM_LABEL, crate::honcho::Endpoint::Postgres.as_str())]),
+            &postgres.health,
+        );
+    }
     for (workspace, data) in &snapshot.workspaces {
         for (endpoint, health) in &data.health {
             push_health(
@@ -422,6 +428,7 @@ fn exporter_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
         }
         families.push(token);
     }
+    let postgres_families = postgres_families(snapshot);
     families.extend([
         up,
         last_success,
@@ -436,6 +443,51 @@ fn exporter_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
         capped,
         build,
     ]);
+    families.extend(postgres_families);
+}
+
+/// The source in use, and the database source's own numbers.
+fn postgres_families(snapshot: &Snapshot) -> Vec<MetricFamily> {
+    let postgres = snapshot.exporter.postgres.as_ref();
+    let mut source = MetricFamily::new(
+        "honcho_exporter_source",
+        "Where the queue numbers come from: api (Honcho's HTTP API) or postgres (Honcho's database)",
+        MetricType::Gauge,
+    );
+    for name in ["api", "postgres"] {
+        let in_use = (name == "postgres") == postgres.is_some();
+        source.push(labels(&[("source", name)]), f64::from(u8::from(in_use)));
+    }
+    let mut database_time = MetricFamily::new(
+        "honcho_exporter_postgres_query_duration_seconds",
+        "Time the last successful database cycle spent waiting on Honcho's database (one read-only transaction over all workspaces)",
+        MetricType::Gauge,
+    )
+    .with_unit("seconds");
+    let mut mapping_time = MetricFamily::new(
+        "honcho_exporter_postgres_mapping_duration_seconds",
+        "Time the last successful database cycle spent in the exporter mapping rows onto metrics",
+        MetricType::Gauge,
+    )
+    .with_unit("seconds");
+    let mut revision = MetricFamily::new(
+        "honcho_exporter_postgres_schema",
+        "Honcho's schema revision (alembic_version) as last checked, and the Honcho it belongs to (unknown: columns checked, revision not known)",
+        MetricType::Info,
+    );
+    if let Some(stats) = postgres {
+        if let Some(value) = stats.database_time {
+            database_time.push(Vec::new(), value.as_secs_f64());
+        }
+        if let Some(value) = stats.mapping_time {
+            mapping_time.push(Vec::new(), value.as_secs_f64());
+        }
+        if let Some(value) = &stats.schema_revision {
+            let honcho = crate::postgres::queries::honcho_of_revision(value).unwrap_or("unknown");
+            revision.push(labels(&[("revision", value), ("honcho", honcho)]), 1.0);
+        }
+    }
+    vec![source, database_time, mapping_time, revision]
 }
 
 /// What is computed at scrape time: ages relative to `now` (Unix seconds).

@@ -28,6 +28,8 @@
 //!   concurrency, the pure merge of outcomes and staleness; hands snapshots to `publication`.
 //! - [`publication`]: the rendered exposition the server serves (cached bytes + scrape-time
 //!   tail); the server depends on it, never on the poller.
+//! - [`postgres`]: the database source (`poll.source: postgres`): one read-only pass over Honcho's
+//!   Postgres per cycle, mapped onto the same snapshot, published like the poller's.
 //! - [`server`]: the hyper HTTP server: `/metrics`, `/`, `/-/healthy`, `/-/ready`.
 //! - [`web_config`]: exporter-toolkit style `--web.config.file` (TLS, basic auth).
 //! - [`process`]: the exporter's own process metrics (RSS, CPU, fds, start time), read at scrape.
@@ -47,6 +49,7 @@ pub mod families;
 pub mod honcho;
 pub mod metric;
 pub mod poller;
+pub mod postgres;
 pub mod process;
 pub mod publication;
 pub mod server;

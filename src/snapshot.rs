@@ -207,6 +207,8 @@ pub struct WorkUnitAggregate {
     pub invalid_timestamps: u64,
     /// The first such `oldest_item_at` (at most 64 characters), for the log.
     pub first_invalid_timestamp: Option<String>,
+    /// The number of work units Honcho listed when the walk began (`total` of its first page).
+    pub listed: Option<u64>,
 }
 
 impl WorkUnitAggregate {
@@ -241,16 +243,12 @@ impl Hasher for PrehashedKey {
     }
 }
 
-/// FNV-1a 64 of a work unit key, then a final mix (keys differ mostly at the end).
+/// A 64-bit hash of a work unit key: foldhash (quality variant, fixed seed), which reads 8–16
+/// bytes per step where a byte-at-a-time hash spends ~1 ns per byte of the ~60-byte keys.
 fn key_hash(key: &str) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &byte in key.as_bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash ^= hash >> 33;
-    hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    hash ^ (hash >> 33)
+    use std::hash::BuildHasher as _;
+    const SEED: u64 = 0x6f6e_6368_6f5f_6b65;
+    foldhash::quality::FixedState::with_seed(SEED).hash_one(key)
 }
 
 /// The work units already counted in this walk, as 64-bit key hashes: a sorted vector (8 bytes
@@ -311,7 +309,7 @@ pub struct WorkUnitAggregator {
     now: f64,
     overdue_after: Duration,
     detail_limit: usize,
-    wanted_sessions: HashSet<String>,
+    wanted_sessions: HashSet<String, foldhash::fast::RandomState>,
     seen: SeenKeys,
     heap: BinaryHeap<DetailEntry>,
     aggregate: WorkUnitAggregate,
@@ -330,7 +328,8 @@ impl WorkUnitAggregator {
             now,
             overdue_after,
             detail_limit,
-            wanted_sessions,
+            // A faster hasher than SipHash: every row of the walk looks its session id up here.
+            wanted_sessions: wanted_sessions.into_iter().collect(),
             seen: SeenKeys::default(),
             heap: BinaryHeap::with_capacity(detail_limit + 1),
             aggregate: WorkUnitAggregate::default(),
@@ -344,6 +343,9 @@ impl WorkUnitAggregator {
         }
         if page.flush_enabled.is_some() {
             self.aggregate.flush_enabled = page.flush_enabled;
+        }
+        if self.aggregate.listed.is_none() {
+            self.aggregate.listed = Some(page.total);
         }
         if self.seen.is_empty() {
             // `total` is the unit count: size the de-duplication memory once (bounded, so a bogus
@@ -577,6 +579,21 @@ pub struct ExporterStats {
     pub work_units_available: Option<bool>,
     /// Changes of the token file not used, by reason; `None` when the token is not from a file.
     pub token_reload_errors: Option<BTreeMap<&'static str, u64>>,
+    /// The database source's own numbers; `None` with the API source.
+    pub postgres: Option<PostgresStats>,
+}
+
+/// The database source's self-metrics.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PostgresStats {
+    /// Whether the last cycle read the database.
+    pub health: EndpointHealth,
+    /// The last successful cycle's time waiting on the database (transaction minus mapping).
+    pub database_time: Option<Duration>,
+    /// The last successful cycle's time mapping rows in the exporter.
+    pub mapping_time: Option<Duration>,
+    /// `alembic_version` of the last successful schema check.
+    pub schema_revision: Option<String>,
 }
 
 /// One poll cycle's immutable result.

@@ -23,6 +23,8 @@ TARGET_MEDIAN_MS = 1.0
 PROJECTED_WORKSPACES = 100_000
 DEFAULT_POLL_INTERVAL_S = 15
 DEFAULT_MAX_REQUESTS_PER_SECOND = 50
+TARGET_PEER_CPU_RATIO = 30
+TARGET_WALL_OVER_RAW = 1.1
 
 
 def load(path):
@@ -119,7 +121,103 @@ def summary_rows(values):
                     verdict(median <= TARGET_MEDIAN_MS) if is_target else "",
                 )
             )
+    for key, peer in peer_results(values):
+        rows.append(
+            (
+                f"CPU per poll cycle against the hand-written peer, {peer['case']}",
+                f"≥ {TARGET_PEER_CPU_RATIO}× below the peer",
+                f"{peer['cpu_ratio']:.1f}× ({peer['python_cpu_per_cycle']:.3f} s / {peer['rust_cpu_per_cycle']:.4f} s)",
+                verdict(peer["cpu_ratio"] >= TARGET_PEER_CPU_RATIO),
+            )
+        )
+        wall = peer["rust_wall_over_raw_seq"]
+        par = peer.get("rust_wall_over_raw_par4")
+        interval = peer.get("rust_interval_s")
+        # A cycle shorter than ours' poll interval is timed as the interval: no verdict then.
+        interval_bound = interval is not None and peer["rust_wall_per_cycle"] <= 1.05 * interval
+        rows.append(
+            (
+                f"poll cycle wall / raw sequential fetch of the same pages, {peer['case']}",
+                f"≤ {TARGET_WALL_OVER_RAW} (and < 1 against 4 parallel curls' fetch)",
+                f"{wall:.2f}" + (f" (4 parallel curls: {par:.2f})" if par else "")
+                + (f" (cycle shorter than the {interval:g} s poll interval: not comparable)" if interval_bound else ""),
+                "" if interval_bound else verdict(wall <= TARGET_WALL_OVER_RAW),
+            )
+        )
     return rows
+
+
+def peer_results(values):
+    """(key, summary) of every side-by-side case, in case order."""
+    out = []
+    for key, value in values.items():
+        if key.startswith("peer_") and "x" in key[len("peer_"):] and value.startswith("{"):
+            out.append((key, json.loads(value)))
+    return sorted(out, key=lambda item: [int(n) for n in item[1]["case"].split("x")])
+
+
+def peer_section(values):
+    results = peer_results(values)
+    if not results:
+        if "peer_skipped" in values:
+            return ["### Against a hand-written peer", "", f"Skipped: {values['peer_skipped']}.", ""]
+        return []
+    rows = []
+    for _, r in results:
+        rows.append(
+            (
+                r["case"],
+                f"{r['rust_cpu_per_cycle'] * 1e3:.1f} ms ({' / '.join(f'{x * 1e3:.1f}' for x in r['rust_cpu_reps'])})",
+                f"{r['python_cpu_per_cycle']:.2f} s",
+                f"**{r['cpu_ratio']:.1f}×**",
+                f"{r['rust_cpu_per_cycle'] / (int(r['case'].split('x')[0]) * int(r['case'].split('x')[1])) * 1e6:.2f} µs",
+                f"{r['rust_wall_per_cycle']:.3f} s",
+                f"{r['python_wall_per_cycle']:.3f} s",
+                f"{r['raw_seq_wall']:.3f} s" + (f" / {r['raw_par4_wall']:.3f} s" if "raw_par4_wall" in r else ""),
+                f"{r['rust_wall_over_raw_seq']:.2f}" + (f" / {r['rust_wall_over_raw_par4']:.2f}" if "rust_wall_over_raw_par4" in r else ""),
+                f"{r['rust_vmhwm_kib'] / 1024:.1f} / {r['python_vmhwm_kib'] / 1024:.0f}",
+                f"{int(r['rust_requests_per_cycle']):,}",
+                (f"{r['rust_scrape_gzip_ms']:.2f} / {r['python_scrape_gzip_ms']:.0f}" if "rust_scrape_gzip_ms" in r else ""),
+                r["loadavg_start"].split()[0],
+            )
+        )
+    errors = [f"{r['case']}: {'; '.join(r['rust_errors'])}" for _, r in results if r.get("rust_errors")]
+    return [
+        "### Against a hand-written peer",
+        "",
+        "`scripts/bench/bench_pair.py` (run by `scripts/bench.sh`): the peer is the exporter an "
+        "operator writes by hand (Python, prometheus_client + httpx, 4 workspaces in parallel; "
+        f"`{values.get('peer_dir', '../shared/peers/python_exporter')}`, outside this repository; "
+        f"{values.get('peer_python', '')}). Both poll the peer's own fake Honcho (page size 100, "
+        "sessions = units / 20) back to back, one after the other, in alternating order per "
+        "repetition; a cycle runs from one `POST /v3/workspaces/list` to the next, CPU is the "
+        "exporter's utime + stime over the same instants (so under load it is still the "
+        "exporter's own work). Ours runs with `--poll.concurrency 4` and the rate limit raised. "
+        "\"raw fetch\": curl fetching exactly the same pages over one keep-alive connection "
+        "(sequential), and 4 curls in parallel. Medians over the repetitions (each the mean of 5 "
+        "cycles after 1 warm-up); per-repetition CPU in brackets. /metrics: both exporters idle, "
+        "alternate scrapes with `curl --compressed`.",
+        "",
+        table(
+            [
+                "workspaces × units",
+                "CPU/cycle, ours",
+                "CPU/cycle, peer",
+                "peer / ours",
+                "ours per unit",
+                "cycle wall, ours",
+                "cycle wall, peer",
+                "raw fetch seq / 4 parallel",
+                "ours / raw (seq / 4 par)",
+                "peak RSS MiB ours / peer",
+                "requests/cycle",
+                "/metrics gzip ms ours / peer",
+                "load",
+            ],
+            rows,
+        ),
+        "",
+    ] + ([f"Upstream errors seen by ours: {'; '.join(errors)}", ""] if errors else [])
 
 
 def table(header, rows):
@@ -421,6 +519,7 @@ def render(values):
             ),
             "",
         ]
+    out += peer_section(values)
     out += shard_section(values)
     entries = criterion_entries(values)
     if entries:

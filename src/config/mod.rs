@@ -62,6 +62,44 @@ pub struct Settings {
     pub log: LogSettings,
     /// Sharding across replicas.
     pub shard: ShardSettings,
+    /// Where the queue numbers come from (`poll.source`: `api`, the default, or `postgres`).
+    pub source: Source,
+    /// The database source's connection (used with `poll.source: postgres`).
+    pub postgres: PostgresSettings,
+}
+
+/// Where the queue numbers come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Honcho's HTTP API (the default).
+    Api,
+    /// Honcho's Postgres database, read directly in one pass per cycle.
+    Postgres,
+}
+
+impl Source {
+    /// The `source` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Api => "api",
+            Source::Postgres => "postgres",
+        }
+    }
+}
+
+/// The database source's connection. Debug never shows the password (it is a [`TokenSource`]).
+#[derive(Debug, Clone)]
+pub struct PostgresSettings {
+    /// `postgres://user@host:port/db?sslmode=…` without a password (`postgres.url`); required
+    /// with `poll.source: postgres`.
+    pub url: Option<String>,
+    /// The password: a file (`postgres.password_file`, re-read when it changes) or
+    /// `HONCHO_EXPORTER_POSTGRES_PASSWORD`; `None` for trust/peer/certificate logins.
+    pub password: Option<TokenSource>,
+    /// CA certificates (PEM) that sign the server's certificate; the system roots otherwise.
+    pub ca_file: Option<PathBuf>,
+    /// `statement_timeout` of the cycle's transaction (default 5 s, below the poll timeout).
+    pub statement_timeout: Duration,
 }
 
 /// The exporter's own HTTP server.
@@ -90,6 +128,11 @@ pub struct HonchoSettings {
     pub api_generation: GenerationOverride,
     /// Extra CA certificates (PEM) trusted for an `https` Honcho URL.
     pub ca_file: Option<PathBuf>,
+    /// Honcho's `DERIVER_REPRESENTATION_BATCH_MAX_TOKENS` (default 1024): the database source's
+    /// stalled/ready threshold (the database does not store it).
+    pub deriver_representation_batch_max_tokens: u64,
+    /// Honcho's `DERIVER_FLUSH_ENABLED` (default false), for the database source.
+    pub deriver_flush_enabled: bool,
     /// Largest response body accepted, in bytes; larger → `too_large`.
     pub max_response_bytes: usize,
     /// Upper bound on requests per second sent to Honcho by this exporter.
@@ -306,6 +349,8 @@ impl Settings {
                 token: None,
                 api_generation: GenerationOverride::Auto,
                 ca_file: None,
+                deriver_representation_batch_max_tokens: 0,
+                deriver_flush_enabled: false,
                 max_response_bytes: 0,
                 max_requests_per_second: 0.0,
                 retries: 0,
@@ -342,6 +387,13 @@ impl Settings {
                 format: LogFormat::Logfmt,
             },
             shard: ShardSettings { count: 0, index: 0 },
+            source: Source::Api,
+            postgres: PostgresSettings {
+                url: None,
+                password: None,
+                ca_file: None,
+                statement_timeout: Duration::ZERO,
+            },
         }
     }
 }

@@ -15,7 +15,7 @@ use rustls_pki_types::pem::PemObject;
 use url::Url;
 
 use super::duration::parse_duration;
-use super::{GenerationOverride, LogFormat};
+use super::{GenerationOverride, LogFormat, Source};
 use crate::web_config::WebConfig;
 
 pub(crate) fn parse_url(text: &str) -> Result<Url, String> {
@@ -185,6 +185,46 @@ pub(crate) fn parse_name(text: &str) -> Result<String, String> {
 
 pub(crate) fn parse_anchored_regex(text: &str) -> Result<Regex, String> {
     Regex::new(&format!("^(?:{text})$")).map_err(|error| format!("invalid regex {text:?}: {error}"))
+}
+
+pub(crate) fn parse_source(text: &str) -> Result<Source, String> {
+    match text.trim() {
+        "api" => Ok(Source::Api),
+        "postgres" => Ok(Source::Postgres),
+        _ => Err(format!("unknown source {text:?}; expected api or postgres")),
+    }
+}
+
+/// A `postgres://` URL without a password (the password has its own file or variable, so it
+/// never shows in `ps`, logs or the config file). Never echoes the URL (it may hold one).
+pub(crate) fn parse_postgres_url(text: &str) -> Result<String, String> {
+    let url = Url::parse(text.trim()).map_err(|error| format!("not a URL: {error}"))?;
+    if !matches!(url.scheme(), "postgres" | "postgresql") {
+        return Err(format!(
+            "expected a postgres:// URL, got scheme {:?}",
+            url.scheme()
+        ));
+    }
+    if url.password().is_some() {
+        return Err(
+            "must not contain a password; use postgres.password_file or \
+             HONCHO_EXPORTER_POSTGRES_PASSWORD"
+                .to_string(),
+        );
+    }
+    crate::postgres::ConnectOptions::parse(text.trim()).map_err(|error| error.to_string())?;
+    Ok(text.trim().to_string())
+}
+
+pub(crate) fn parse_password_file(text: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(text);
+    let contents = std::fs::read(&path)
+        .map_err(|error| format!("cannot read password file {}: {error}", path.display()))?;
+    // The contents are never echoed: only whether anything is there.
+    if String::from_utf8_lossy(&contents).trim().is_empty() {
+        return Err(format!("password file {} is empty", path.display()));
+    }
+    Ok(path)
 }
 
 #[cfg(test)]

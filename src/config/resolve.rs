@@ -12,8 +12,8 @@ use super::duration::format_duration;
 use super::error::ConfigError;
 use super::parse::parse_name;
 use super::sources::{Origin, RawConfig, RawScope};
-use super::table::{Default, ENV_TOKEN, SETTINGS, Value, env_var_name};
-use super::{Scope, Settings, TokenSource};
+use super::table::{Default, ENV_POSTGRES_PASSWORD, ENV_TOKEN, SETTINGS, Value, env_var_name};
+use super::{Scope, Settings, Source, TokenSource};
 
 fn located(origin: &Origin, key: &str, problem: String) -> ConfigError {
     ConfigError::InvalidSetting {
@@ -28,12 +28,15 @@ fn located(origin: &Origin, key: &str, problem: String) -> ConfigError {
 /// checks across settings.
 pub(crate) fn resolve(raw: &RawConfig) -> Result<Settings, ConfigError> {
     let env_token_wins = env_token_wins(raw)?;
+    let env_password_wins = env_postgres_password_wins(raw)?;
     let mut settings = Settings::defaults();
     for setting in SETTINGS {
         let Some(given) = raw.settings.get(setting.key) else {
             continue;
         };
-        if setting.key == TOKEN_FILE && env_token_wins {
+        if (setting.key == TOKEN_FILE && env_token_wins)
+            || (setting.key == PASSWORD_FILE && env_password_wins)
+        {
             continue;
         }
         (setting.apply)(&mut settings, &Value(&given.value))
@@ -48,6 +51,9 @@ pub(crate) fn resolve(raw: &RawConfig) -> Result<Settings, ConfigError> {
     }
     if let (true, Some(secret)) = (env_token_wins, &raw.env_token) {
         settings.honcho.token = Some(TokenSource::Env(secret.clone()));
+    }
+    if let (true, Some(secret)) = (env_password_wins, &raw.env_postgres_password) {
+        settings.postgres.password = Some(TokenSource::Env(secret.clone()));
     }
     if let Some((path, scopes)) = &raw.scopes {
         settings.scopes = resolve_scopes(&Origin::File(path.clone()), scopes)?;
@@ -71,6 +77,27 @@ fn env_token_wins(raw: &RawConfig) -> Result<bool, ConfigError> {
         Some(Origin::Env(_)) => Err(ConfigError::Inconsistent(format!(
             "{ENV_TOKEN} and {} are both set; set only one",
             env_var_name(TOKEN_FILE)
+        ))),
+    }
+}
+
+const PASSWORD_FILE: &str = "postgres.password_file";
+
+/// Whether `HONCHO_EXPORTER_POSTGRES_PASSWORD` is the password source, by the token's rules.
+fn env_postgres_password_wins(raw: &RawConfig) -> Result<bool, ConfigError> {
+    if raw.env_postgres_password.is_none() {
+        return Ok(false);
+    }
+    match raw
+        .settings
+        .get(PASSWORD_FILE)
+        .map(|setting| &setting.origin)
+    {
+        None | Some(Origin::File(_)) => Ok(true),
+        Some(Origin::Flag(_)) => Ok(false),
+        Some(Origin::Env(_)) => Err(ConfigError::Inconsistent(format!(
+            "{ENV_POSTGRES_PASSWORD} and {} are both set; set only one",
+            env_var_name(PASSWORD_FILE)
         ))),
     }
 }
@@ -99,6 +126,22 @@ fn check_consistency(settings: &Settings) -> Result<(), ConfigError> {
             format_duration(honcho.retry_initial_backoff),
             format_duration(honcho.retry_max_backoff)
         )));
+    }
+    if settings.source == Source::Postgres {
+        if settings.postgres.url.is_none() {
+            return Err(ConfigError::Inconsistent(
+                "poll.source: postgres needs postgres.url (e.g. \
+                 postgres://honcho_exporter@db:5432/honcho?sslmode=verify-full)"
+                    .to_string(),
+            ));
+        }
+        if settings.postgres.statement_timeout >= poll.timeout {
+            return Err(ConfigError::Inconsistent(format!(
+                "postgres.statement_timeout ({}) must be shorter than poll.timeout ({})",
+                format_duration(settings.postgres.statement_timeout),
+                format_duration(poll.timeout)
+            )));
+        }
     }
     let shard = settings.shard;
     if shard.index >= shard.count {

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use super::Secret;
 use super::error::ConfigError;
-use super::table::{self, ENV_TOKEN, SETTINGS};
+use super::table::{self, ENV_POSTGRES_PASSWORD, ENV_TOKEN, SETTINGS};
 use super::yaml::{self, Node};
 
 /// Whether a setting holds one value or a list.
@@ -118,6 +118,8 @@ pub(crate) struct RawConfig {
     pub(crate) settings: BTreeMap<&'static str, RawSetting>,
     /// `HONCHO_EXPORTER_HONCHO_TOKEN`, if set.
     pub(crate) env_token: Option<Secret>,
+    /// `HONCHO_EXPORTER_POSTGRES_PASSWORD`, if set.
+    pub(crate) env_postgres_password: Option<Secret>,
     /// `scopes:` from the file, and the file's path for errors.
     pub(crate) scopes: Option<(PathBuf, Vec<RawScope>)>,
 }
@@ -176,6 +178,17 @@ pub(crate) fn read_env(
                 raw.env_token = Some(Secret::new(value.trim().to_string()));
                 continue;
             }
+            ENV_POSTGRES_PASSWORD => {
+                if value.is_empty() {
+                    return Err(ConfigError::InvalidSetting {
+                        location: variable.clone(),
+                        problem: "is set but empty; unset it when the database needs no password"
+                            .to_string(),
+                    });
+                }
+                raw.env_postgres_password = Some(Secret::new(value.clone()));
+                continue;
+            }
             ENV_CONFIG_FILE | ENV_BUILD_REVISION => continue,
             _ => {}
         }
@@ -199,7 +212,11 @@ pub(crate) fn read_env(
                 let names: Vec<String> = SETTINGS
                     .iter()
                     .map(table::Setting::env_var)
-                    .chain([ENV_TOKEN.to_string(), ENV_CONFIG_FILE.to_string()])
+                    .chain([
+                        ENV_TOKEN.to_string(),
+                        ENV_POSTGRES_PASSWORD.to_string(),
+                        ENV_CONFIG_FILE.to_string(),
+                    ])
                     .collect();
                 let hint = yaml::closest_key(variable, names.iter().map(String::as_str))
                     .map(|name| format!(" (did you mean {name}?)"))
@@ -258,6 +275,15 @@ pub(crate) fn read_file(path: &Path, raw: &mut RawConfig) -> Result<(), ConfigEr
         };
         for (name, node) in entries {
             let key = format!("{section}.{name}");
+            if key == "postgres.password" {
+                return Err(invalid(
+                    &origin,
+                    &key,
+                    "the password must not be written in the config file; put it in a file \
+                     readable only by the exporter and set postgres.password_file, or set \
+                     HONCHO_EXPORTER_POSTGRES_PASSWORD",
+                ));
+            }
             if key == "honcho.token" {
                 return Err(invalid(
                     &origin,

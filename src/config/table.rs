@@ -16,8 +16,8 @@ use std::time::Duration;
 use super::parse::{
     at_least, parse_anchored_regex, parse_bool, parse_ca_file, parse_generation,
     parse_listen_address, parse_log_format, parse_log_level, parse_name, parse_page_size,
-    parse_positive_rate, parse_telemetry_path, parse_token_file, parse_url, parse_web_config_file,
-    positive_duration,
+    parse_password_file, parse_positive_rate, parse_postgres_url, parse_source,
+    parse_telemetry_path, parse_token_file, parse_url, parse_web_config_file, positive_duration,
 };
 use super::sources::{ENV_PREFIX, RawValue, Shape, split_list};
 use super::{Settings, TokenSource};
@@ -37,6 +37,10 @@ const HONCHO_BATCH_MAX_AGE: Duration = Duration::from_secs(1800);
 /// The environment variable that gives the token itself (there is no key, flag or file entry
 /// for the token: only this variable or the file named by `honcho.token_file`).
 pub const ENV_TOKEN: &str = "HONCHO_EXPORTER_HONCHO_TOKEN";
+
+/// The environment variable that gives the database password itself (the database source's
+/// counterpart of [`ENV_TOKEN`]: no key, flag or file entry; or `postgres.password_file`).
+pub const ENV_POSTGRES_PASSWORD: &str = "HONCHO_EXPORTER_POSTGRES_PASSWORD";
 
 /// One setting.
 #[derive(Debug)]
@@ -658,6 +662,111 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
+    // The database source (its own section, last: added after the table landed).
+    Setting {
+        key: "poll.source",
+        flag: Flag::Single("--source"),
+        value_name: "SOURCE",
+        shape: Shape::Scalar,
+        is_path: false,
+        default: Default::Text("api"),
+        help: "Where the queue numbers come from: api (Honcho's HTTP API) or postgres (Honcho's database)",
+        details: "`postgres` reads Honcho's database in one read-only pass per cycle and exports \
+                  every family on every Honcho version; see \"The database source\" below.",
+        apply: |settings, value| {
+            settings.source = value.scalar(parse_source)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "postgres.url",
+        flag: Flag::Single("--postgres.url"),
+        value_name: "URL",
+        shape: Shape::Scalar,
+        is_path: false,
+        default: Default::Unset { shown: "" },
+        help: "Honcho's database for the database source, postgres://user@host:port/db?sslmode=verify-full",
+        details: "libpq's `sslmode` values; TLS (rustls) always verifies the certificate and the \
+                  host name. A password in it is refused.",
+        apply: |settings, value| {
+            settings.postgres.url = value.optional(parse_postgres_url)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "postgres.password_file",
+        flag: Flag::Single("--postgres.password-file"),
+        value_name: "FILE",
+        shape: Shape::Scalar,
+        is_path: true,
+        default: Default::Unset { shown: "" },
+        help: "File holding the database password (re-read each cycle)",
+        details: "A changed file reconnects with the new password. Or env \
+                  `HONCHO_EXPORTER_POSTGRES_PASSWORD`. Never a flag or a file key; never logged.",
+        apply: |settings, value| {
+            settings.postgres.password =
+                value.optional(parse_password_file)?.map(TokenSource::File);
+            Ok(())
+        },
+    },
+    Setting {
+        key: "postgres.ca_file",
+        flag: Flag::Single("--postgres.ca-file"),
+        value_name: "FILE",
+        shape: Shape::Scalar,
+        is_path: true,
+        default: Default::Unset {
+            shown: "system roots",
+        },
+        help: "CA certificates (PEM) that sign the database server's certificate",
+        details: "",
+        apply: |settings, value| {
+            settings.postgres.ca_file = value.optional(parse_ca_file)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "postgres.statement_timeout",
+        flag: Flag::Single("--postgres.statement-timeout"),
+        value_name: "DURATION",
+        shape: Shape::Scalar,
+        is_path: false,
+        default: Default::Text("5s"),
+        help: "statement_timeout of the database source's cycle; shorter than poll.timeout",
+        details: "",
+        apply: |settings, value| {
+            settings.postgres.statement_timeout = value.scalar(positive_duration)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "honcho.deriver_representation_batch_max_tokens",
+        flag: Flag::Single("--honcho.deriver-representation-batch-max-tokens"),
+        value_name: "TOKENS",
+        shape: Shape::Scalar,
+        is_path: false,
+        default: Default::Text("1024"),
+        help: "Honcho's DERIVER_REPRESENTATION_BATCH_MAX_TOKENS, for the database source",
+        details: "The stalled/ready threshold; not stored in the database: set it to Honcho's value.",
+        apply: |settings, value| {
+            settings.honcho.deriver_representation_batch_max_tokens = value.scalar(at_least(1))?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "honcho.deriver_flush_enabled",
+        flag: Flag::Single("--honcho.deriver-flush-enabled"),
+        value_name: "BOOL",
+        shape: Shape::Scalar,
+        is_path: false,
+        default: Default::Text("false"),
+        help: "Honcho's DERIVER_FLUSH_ENABLED, for the database source",
+        details: "",
+        apply: |settings, value| {
+            settings.honcho.deriver_flush_enabled = value.scalar(parse_bool)?;
+            Ok(())
+        },
+    },
 ];
 
 /// The default `poll.timeout` for an interval: min(10 s, 0.8 × interval). Like Prometheus'
@@ -733,6 +842,7 @@ mod tests {
         let variables: BTreeSet<_> = SETTINGS.iter().map(Setting::env_var).collect();
         assert_eq!(variables.len(), SETTINGS.len());
         assert!(!variables.contains(ENV_TOKEN));
+        assert!(!variables.contains(ENV_POSTGRES_PASSWORD));
     }
 
     #[test]

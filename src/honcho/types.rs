@@ -131,7 +131,7 @@ pub struct WorkUnitsPage<'a> {
     /// Number of matching work units in all (not items).
     pub total: u64,
     /// The cursor of the next page, already percent-encoded; `None` at the end.
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed_option")]
     pub next_page: Option<Cow<'a, str>>,
     /// `DERIVER_REPRESENTATION_BATCH_MAX_TOKENS` of the server.
     #[serde(default)]
@@ -151,13 +151,13 @@ pub struct WorkUnitRow<'a> {
     #[serde(borrow)]
     pub task_type: Cow<'a, str>,
     /// Internal session id; `None` for dreams.
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed_option")]
     pub session_id: Option<Cow<'a, str>>,
     /// Session name; `None` for dreams.
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed_option")]
     pub session_name: Option<Cow<'a, str>>,
     /// Observed peer (sender); `None` for summaries.
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed_option")]
     pub observed: Option<Cow<'a, str>>,
     /// Unprocessed items of the unit.
     pub pending_items: u64,
@@ -174,10 +174,33 @@ pub struct WorkUnitRow<'a> {
     pub oldest_item_at: Cow<'a, str>,
 }
 
-/// Parses an ISO-8601 / RFC 3339 timestamp (`2026-11-22T02:42:51.039997Z`) into Unix seconds.
-/// One without an offset (`2026-11-22T02:42:51.039997`, or with a space for the `T`, as Python
-/// prints a naive `datetime`) is UTC: Honcho's database keeps UTC. `None` when it is neither.
+/// An optional string borrowed from the body. serde borrows a bare `Cow<str>` field marked
+/// `#[serde(borrow)]`, but inside an `Option` it would deserialize an owned `String` (one
+/// allocation per field and row); the newtype keeps the borrow (owned only when the JSON string
+/// has escapes).
+fn borrowed_option<'de: 'a, 'a, D>(deserializer: D) -> Result<Option<Cow<'a, str>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
+    Ok(Option::<Borrowed<'a>>::deserialize(deserializer)?.map(|borrowed| borrowed.0))
+}
+
+/// Parses an ISO-8601 / RFC 3339 timestamp (`2026-11-22T02:42:51.039997Z`) into Unix seconds
+/// (microsecond resolution). One without an offset (`2026-11-22T02:42:51.039997`, or with a
+/// space for the `T`, as Python prints a naive `datetime`) is UTC: Honcho's database keeps UTC.
+/// `None` when it is neither.
+///
+/// Every work unit carries one, so the shape Honcho sends (UTC, `Z` or `+00:00`, up to 9
+/// fraction digits) is parsed directly, in a few nanoseconds; anything else (other offsets,
+/// naive times, leap seconds, surrounding spaces, invalid dates) goes through chrono.
 pub fn parse_timestamp(text: &str) -> Option<f64> {
+    parse_utc_timestamp(text.as_bytes()).or_else(|| parse_timestamp_chrono(text))
+}
+
+/// The general path of [`parse_timestamp`].
+fn parse_timestamp_chrono(text: &str) -> Option<f64> {
     let text = text.trim();
     let utc = match chrono::DateTime::parse_from_rfc3339(text) {
         Ok(parsed) => parsed.to_utc(),
@@ -189,6 +212,81 @@ pub fn parse_timestamp(text: &str) -> Option<f64> {
     Some(utc.timestamp() as f64 + f64::from(utc.timestamp_subsec_micros()) / 1e6)
 }
 
+/// `YYYY-MM-DDTHH:MM:SS[.f{1,9}](Z|+00:00)` with every field in range, else `None`. The result
+/// equals chrono's for every input it accepts (fraction truncated to microseconds).
+fn parse_utc_timestamp(bytes: &[u8]) -> Option<f64> {
+    fn digits(bytes: &[u8], at: usize, count: usize) -> Option<u32> {
+        let mut value = 0u32;
+        for &byte in bytes.get(at..at + count)? {
+            if !byte.is_ascii_digit() {
+                return None;
+            }
+            value = value * 10 + u32::from(byte - b'0');
+        }
+        Some(value)
+    }
+    if bytes.len() < 20
+        || bytes[4] != b'-'
+        || bytes[7] != b'-'
+        || bytes[10] != b'T'
+        || bytes[13] != b':'
+        || bytes[16] != b':'
+    {
+        return None;
+    }
+    let year = digits(bytes, 0, 4)?;
+    let month = digits(bytes, 5, 2)?;
+    let day = digits(bytes, 8, 2)?;
+    let hour = digits(bytes, 11, 2)?;
+    let minute = digits(bytes, 14, 2)?;
+    let second = digits(bytes, 17, 2)?;
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if day == 0 || day > month_days || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let mut at = 19;
+    let mut micros = 0u32;
+    if bytes[at] == b'.' {
+        at += 1;
+        let start = at;
+        while at < bytes.len() && bytes[at].is_ascii_digit() {
+            if at - start < 6 {
+                micros = micros * 10 + u32::from(bytes[at] - b'0');
+            }
+            at += 1;
+        }
+        let fraction_digits = at - start;
+        if fraction_digits == 0 || fraction_digits > 9 {
+            return None;
+        }
+        for _ in fraction_digits..6 {
+            micros *= 10;
+        }
+    }
+    match &bytes[at..] {
+        b"Z" | b"+00:00" => {}
+        _ => return None,
+    }
+    // Days from 1970-01-01 to the civil date (proleptic Gregorian; H. Hinnant's algorithm).
+    let (y, m, d) = (i64::from(year), i64::from(month), i64::from(day));
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    let seconds =
+        days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second);
+    Some(seconds as f64 + f64::from(micros) / 1e6)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +295,83 @@ mod tests {
     fn timestamp_with_microseconds_and_z_parses_to_unix_seconds() {
         let seconds = parse_timestamp("2026-11-22T02:42:51.039997Z").expect("valid timestamp");
         assert!((seconds - 1_795_315_371.039_997).abs() < 1e-6, "{seconds}");
+    }
+
+    fn chrono_seconds(text: &str) -> Option<f64> {
+        parse_timestamp_chrono(text)
+    }
+
+    #[test]
+    fn the_fast_timestamp_path_agrees_with_chrono() {
+        for text in [
+            "2026-11-22T02:42:51.039997Z",
+            "2026-11-22T02:42:51Z",
+            "2026-11-22T02:42:51.5Z",
+            "2026-11-22T02:42:51.123456789Z",
+            "2026-11-22T02:42:51.1234567+00:00",
+            "1970-01-01T00:00:00Z",
+            "1969-12-31T23:59:59.999999Z",
+            "2000-02-29T12:00:00Z",
+            "2024-02-29T23:59:59.000001Z",
+            "0001-01-01T00:00:00Z",
+            "9999-12-31T23:59:59.999999Z",
+            "2100-03-01T00:00:00Z",
+        ] {
+            let fast = parse_utc_timestamp(text.as_bytes());
+            assert!(fast.is_some(), "{text} should take the fast path");
+            assert_eq!(fast, chrono_seconds(text), "{text}");
+        }
+        for text in [
+            "2026-11-22T02:42:51.039997+01:00",
+            "2026-11-22 02:42:51Z",
+            "2026-11-22t02:42:51z",
+            "2026-11-22T23:59:60Z",
+            "2023-02-29T00:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2026-11-22T24:00:00Z",
+            "2026-11-22T02:42:51.Z",
+            "2026-11-22T02:42:51.1234567890Z",
+            "2026-11-22T02:42:51",
+            "2026-11-22T02:42:51Zjunk",
+            "２026-11-22T02:42:51Z",
+        ] {
+            assert_eq!(parse_utc_timestamp(text.as_bytes()), None, "{text}");
+            assert_eq!(parse_timestamp(text), chrono_seconds(text), "{text}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_utc_timestamp_parses_as_chrono_parses_it(
+            year in 1u32..=9999,
+            month in 1u32..=12,
+            day in 1u32..=31,
+            hour in 0u32..=23,
+            minute in 0u32..=59,
+            second in 0u32..=59,
+            fraction in proptest::option::of("[0-9]{1,9}"),
+            offset in proptest::sample::select(vec!["Z", "+00:00", "+01:00", "-00:30"]),
+        ) {
+            let fraction = fraction.map(|digits| format!(".{digits}")).unwrap_or_default();
+            let text = format!(
+                "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}{fraction}{offset}"
+            );
+            proptest::prop_assert_eq!(parse_timestamp(&text), chrono_seconds(&text), "{}", text);
+        }
+    }
+
+    #[test]
+    fn work_unit_strings_borrow_from_the_body_unless_escaped() {
+        let body = r#"{"items":[{"work_unit_key":"representation:w:s:p","task_type":"representation","session_id":"id1","session_name":"s\u00e9","observer":null,"observed":null,"pending_items":1,"pending_tokens":2,"tokens_until_threshold":3,"hit_threshold":false,"in_progress":false,"oldest_item_at":"2026-11-22T02:42:51Z"}],"total":1,"next_page":"PmR0"}"#;
+        let page: WorkUnitsPage<'_> = serde_json::from_str(body).expect("valid page");
+        let row = &page.items[0];
+        assert!(matches!(row.session_id, Some(Cow::Borrowed("id1"))));
+        assert!(matches!(&row.session_name, Some(Cow::Owned(name)) if name == "sé"));
+        assert_eq!(row.observed, None);
+        assert!(matches!(page.next_page, Some(Cow::Borrowed("PmR0"))));
+        let last: WorkUnitsPage<'_> =
+            serde_json::from_str(r#"{"items":[],"total":0}"#).expect("no next_page key");
+        assert_eq!(last.next_page, None);
     }
 
     #[test]

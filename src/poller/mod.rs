@@ -268,16 +268,34 @@ impl Poller {
             }
         }
         for workspace in &workspaces {
-            if !self.walk_plan.contains(workspace) || version != ApiVersion::V3 {
-                continue;
-            }
-            // The full walk's first page is the head: a separate head only while the walk
-            // is running or waiting for its duty period.
-            if self.schedule.is_due(workspace, JobKind::Walk, now) {
-                self.spawn(workspace, JobKind::Walk, version, now, reports, jobs);
-            } else if self.schedule.is_due(workspace, JobKind::Head, now) {
-                self.spawn(workspace, JobKind::Head, version, now, reports, jobs);
-            }
+            self.start_work_units(workspace, version, now, reports, jobs);
+        }
+    }
+
+    /// Starts the full walk of `workspace`, or its head, when due. Not before the workspace's
+    /// first status outcome: the walk keeps the names of the sessions that status exports, so a
+    /// walk started without it would publish no `session_info` until the next walk, which the
+    /// duty rule may put far away. The status outcome starts it ([`Self::handle`]).
+    fn start_work_units(
+        &mut self,
+        workspace: &str,
+        version: ApiVersion,
+        now: Instant,
+        reports: &mpsc::UnboundedSender<Report>,
+        jobs: &mut JoinSet<()>,
+    ) {
+        if !self.walk_plan.contains(workspace)
+            || version != ApiVersion::V3
+            || !self.state.has_outcomes(workspace, false)
+        {
+            return;
+        }
+        // The full walk's first page is the head: a separate head only while the walk is
+        // running or waiting for its duty period.
+        if self.schedule.is_due(workspace, JobKind::Walk, now) {
+            self.spawn(workspace, JobKind::Walk, version, now, reports, jobs);
+        } else if self.schedule.is_due(workspace, JobKind::Head, now) {
+            self.spawn(workspace, JobKind::Head, version, now, reports, jobs);
         }
     }
 
@@ -388,7 +406,13 @@ impl Poller {
                 if self.state.is_polled(&workspace) {
                     match outcome {
                         Some(Outcome::Status(outcome)) => {
-                            self.state.merge_status(outcome, now, stretch)
+                            let first = !self.state.has_outcomes(&workspace, false);
+                            self.state.merge_status(outcome, now, stretch);
+                            if first {
+                                let version = self.state.generation().version();
+                                let tick = Instant::now();
+                                self.start_work_units(&workspace, version, tick, reports, jobs);
+                            }
                         }
                         Some(Outcome::Head(head)) => self
                             .state

@@ -505,6 +505,7 @@ impl PollState {
                 status_split: generation.status_split(),
                 work_units_available: generation.work_units_available(),
                 token_reload_errors,
+                ..ExporterStats::default()
             },
         }
     }
@@ -547,7 +548,10 @@ impl PollState {
                 .map(|(scope, (_, counts))| (scope.clone(), *counts))
                 .collect(),
             health: record.health.clone(),
-            units_listed: head.map(|head| head.total),
+            // The head is fresher; a walk whose first page was its last reported no head.
+            units_listed: head
+                .map(|head| head.total)
+                .or_else(|| walk.and_then(|(_, _, aggregate)| aggregate.listed)),
             last_complete_walk: walk.map(|(stamp, duration, _)| (stamp.at, *duration)),
         }
     }

@@ -69,6 +69,26 @@ fn bad_config_files_fail_with_the_key_and_the_problem() {
              units (ms, s, m, h, d), e.g. 15s, 1m30s or 500ms",
         ),
         (
+            "postgres-password-in-url",
+            "config file {F}: postgres.url: must not contain a password; use \
+             postgres.password_file or HONCHO_EXPORTER_POSTGRES_PASSWORD",
+        ),
+        (
+            "postgres-password-in-file",
+            "config file {F}: postgres.password: the password must not be written in the config \
+             file; put it in a file readable only by the exporter and set \
+             postgres.password_file, or set HONCHO_EXPORTER_POSTGRES_PASSWORD",
+        ),
+        (
+            "postgres-without-url",
+            "poll.source: postgres needs postgres.url (e.g. \
+             postgres://honcho_exporter@db:5432/honcho?sslmode=verify-full)",
+        ),
+        (
+            "unknown-source",
+            "config file {F}: poll.source: unknown source \"mysql\"; expected api or postgres",
+        ),
+        (
             "duration-without-unit",
             "config file {F}: poll.interval: invalid duration \"15\": expected numbers with units \
              (ms, s, m, h, d), e.g. 15s, 1m30s or 500ms",
@@ -493,6 +513,27 @@ fn full_file_sets_every_key() {
     assert_eq!(honcho.retries, 5);
     assert_eq!(honcho.retry_initial_backoff, Duration::from_millis(100));
     assert_eq!(honcho.retry_max_backoff, Duration::from_secs(10));
+    assert_eq!(honcho.deriver_representation_batch_max_tokens, 2048);
+    assert!(honcho.deriver_flush_enabled);
+
+    assert_eq!(settings.source, honcho_exporter::config::Source::Postgres);
+    let postgres = &settings.postgres;
+    assert_eq!(
+        postgres.url.as_deref(),
+        Some("postgres://honcho_exporter@db.example.com:5432/honcho?sslmode=verify-full")
+    );
+    match &postgres.password {
+        Some(TokenSource::File(path)) => assert_eq!(
+            path,
+            std::path::Path::new("tests/data/config/postgres-password")
+        ),
+        other => panic!("expected the password file, got {other:?}"),
+    }
+    assert_eq!(
+        postgres.ca_file.as_deref(),
+        Some(std::path::Path::new("tests/data/config/../web/ca.crt"))
+    );
+    assert_eq!(postgres.statement_timeout, Duration::from_secs(20));
 
     assert_eq!(settings.poll.interval, Duration::from_secs(60));
     assert_eq!(settings.poll.timeout, Duration::from_secs(30));

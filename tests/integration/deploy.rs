@@ -12,7 +12,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use honcho_exporter::config::table::{DEFAULT_LISTEN_ADDRESS, ENV_TOKEN, Flag, SETTINGS, setting};
+use honcho_exporter::config::table::{
+    DEFAULT_LISTEN_ADDRESS, ENV_POSTGRES_PASSWORD, ENV_TOKEN, Flag, SETTINGS, setting,
+};
 use honcho_exporter::config::{self, Command};
 use yaml_rust2::{Yaml, YamlLoader};
 
@@ -119,7 +121,11 @@ fn known_env_names() -> BTreeSet<String> {
     SETTINGS
         .iter()
         .map(|setting| setting.env_var())
-        .chain([ENV_TOKEN.to_string(), ENV_CONFIG_FILE.to_string()])
+        .chain([
+            ENV_TOKEN.to_string(),
+            ENV_POSTGRES_PASSWORD.to_string(),
+            ENV_CONFIG_FILE.to_string(),
+        ])
         .collect()
 }
 

@@ -145,9 +145,19 @@ fn check_golden(name: &str, actual: &str) {
     }
 }
 
+/// The exporter reads its token from a file (one change of it was empty and kept the old token).
+fn with_token_file(mut snapshot: Snapshot) -> Snapshot {
+    snapshot.exporter.token_reload_errors = Some(BTreeMap::from([
+        ("empty", 1),
+        ("invalid", 0),
+        ("unreadable", 0),
+    ]));
+    snapshot
+}
+
 fn scenario(name: &str) -> Snapshot {
     match name {
-        "generation_c" => build(
+        "generation_c" => with_token_file(build(
             Generation::C,
             &[
                 WorkspaceFixtures {
@@ -188,7 +198,7 @@ fn scenario(name: &str) -> Snapshot {
                     scopes: &[],
                 },
             ],
-        ),
+        )),
         "generation_c_flush" => build(
             Generation::C,
             &[WorkspaceFixtures {
@@ -235,15 +245,42 @@ fn scenario(name: &str) -> Snapshot {
                 },
             ],
         ),
+        // The generation C numbers as the database source publishes them (its self-metrics
+        // instead of the API's request counts).
+        "postgres" => {
+            let mut snapshot = scenario("generation_c");
+            snapshot.exporter.requests = Default::default();
+            snapshot.exporter.discovery = None;
+            snapshot.exporter.errors = [
+                ((honcho_exporter::honcho::Endpoint::Postgres, "timeout"), 2),
+                ((honcho_exporter::honcho::Endpoint::Postgres, "schema"), 1),
+            ]
+            .into_iter()
+            .collect();
+            for workspace in snapshot.workspaces.values_mut() {
+                workspace.health.clear();
+            }
+            snapshot.exporter.postgres = Some(honcho_exporter::snapshot::PostgresStats {
+                health: honcho_exporter::snapshot::EndpointHealth {
+                    up: true,
+                    last_success: Some(snapshot.taken_at),
+                },
+                database_time: Some(std::time::Duration::from_millis(640)),
+                mapping_time: Some(std::time::Duration::from_millis(85)),
+                schema_revision: Some("e4eba9cfaa6f".to_string()),
+            });
+            snapshot
+        }
         other => panic!("unknown scenario {other}"),
     }
 }
 
-const SCENARIOS: [&str; 4] = [
+const SCENARIOS: [&str; 5] = [
     "generation_a",
     "generation_b",
     "generation_c",
     "generation_c_flush",
+    "postgres",
 ];
 
 #[test]

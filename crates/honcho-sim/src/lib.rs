@@ -26,6 +26,7 @@ pub mod cost;
 pub(crate) mod cursor;
 mod dynamics;
 pub mod faults;
+mod load;
 mod model;
 mod recorded;
 mod server;
@@ -41,6 +42,7 @@ use serde::{Deserialize, Serialize};
 
 pub use cost::{CostMeter, CostModel};
 pub use faults::{EndpointKind, FaultAction, FaultRule, Faults};
+pub use load::{LoadedTask, LoadedUnit, LoadedWorkspace, QueueState};
 pub use model::{StatusCounts, WorkUnitRow};
 pub use sizes::SizeGroup;
 

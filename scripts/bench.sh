@@ -6,7 +6,7 @@
 #   scripts/bench.sh            run everything, print the summary
 #   scripts/bench.sh --write    ... and rewrite the results section of BENCHMARKS.md
 #   scripts/bench.sh --quick    smaller scales (a smoke run of the script itself, a few minutes)
-#   scripts/bench.sh --only walk,latency,shards,peer,criterion,sizes   run a subset
+#   scripts/bench.sh --only walk,latency,shards,peer,criterion,sizes,incident   run a subset
 #
 # What it measures (targets from the issues; see BENCHMARKS.md):
 #   walk       one poll cycle walking 1,000,000 work units of one workspace: units/s end to end
@@ -27,6 +27,14 @@
 #   criterion  cargo bench --bench walk_aggregate (parse+aggregate target >= 1 M units/s/core)
 #   sizes      release binary sizes (glibc, and the musl static one if built by
 #              scripts/checks/static_build.sh)
+#   incident   issue 9's 403 s incident, time-scaled (scripts/bench/incident.py): the simulator
+#              with the Honcho cost model and the measured mix (one workspace of 50 k units /
+#              150 k rows, one of 10 k / 30 k, 48 small), the exporter at --poll.interval 15s,
+#              both scaled by BENCH_INCIDENT_SPEED (default 10) for BENCH_INCIDENT_DURATION
+#              modelled seconds (default 600); per workspace the time to first publication and
+#              the longest gap of its queue series, Honcho's busy fraction and peak in flight.
+#              With BENCH_INCIDENT_BEFORE=/path/to/an/older/honcho_exporter the same run is made
+#              with that binary too ("before").
 # Needs: cargo, curl, python3. Uses only 127.0.0.1 with ports chosen free at run time; stops
 # every process it starts.
 set -euo pipefail
@@ -35,7 +43,7 @@ repo=$(pwd)
 
 write=0
 quick=0
-only="walk,latency,shards,peer,criterion,sizes"
+only="walk,latency,shards,peer,criterion,sizes,incident"
 while [ $# -gt 0 ]; do
   case "$1" in
     --write) write=1 ;;
@@ -103,7 +111,7 @@ start_sim() {
   local name=$1; shift
   local log="$out/$name.sim.log"
   local started=$EPOCHREALTIME
-  target/release/honcho-sim --listen 127.0.0.1:0 --speed 0 "$@" >"$log" 2>&1 &
+  "$release/honcho-sim" --listen 127.0.0.1:0 --speed 0 "$@" >"$log" 2>&1 &
   sim_pid=$!
   pids+=("$sim_pid")
   local deadline=$((SECONDS + 900))
@@ -124,7 +132,7 @@ start_exporter() {
   local name=$1; shift
   local port
   port=$(free_port)
-  HONCHO_EXPORTER_HONCHO_MAX_REQUESTS_PER_SECOND=$max_rps target/release/honcho_exporter \
+  HONCHO_EXPORTER_HONCHO_MAX_REQUESTS_PER_SECOND=$max_rps "$release/honcho_exporter" \
     --web.listen-address "127.0.0.1:$port" \
     --honcho.url "$sim_url" \
     --poll.interval 10m \
@@ -160,6 +168,7 @@ mib() { python3 -c "import sys; print(f'{int(sys.argv[1]) / 1024:.1f}')" "$1"; }
 say "release build (cargo build --release --bins)"
 build_started=$SECONDS
 cargo build --release --bins --quiet
+release="${CARGO_TARGET_DIR:-target}/release"
 say "built in $((SECONDS - build_started)) s"
 
 record date "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -303,7 +312,7 @@ if wants peer; then
     for case in $peer_cases; do
       say "peer: $case (workspaces x work units), $peer_reps repetition(s)"
       python3 scripts/bench/bench_pair.py "${case%x*}" "${case#*x}" --peer-dir "$peer_dir" \
-        --python "$venv/bin/python" --exporter target/release/honcho_exporter \
+        --python "$venv/bin/python" --exporter "$release/honcho_exporter" \
         --reps "$peer_reps" --scrapes "$peer_scrapes" --out "$out/pair/$case" >"$out/pair-$case.log" 2>&1 \
         || { cat "$out/pair-$case.log" >&2; exit 1; }
       record "peer_$case" "$(sed -n 's/^SUMMARY //p' "$out/pair-$case.log")"
@@ -320,10 +329,28 @@ if wants criterion; then
 fi
 
 if wants sizes; then
-  record size_release "$(stat -c %s target/release/honcho_exporter)"
-  record size_release_sim "$(stat -c %s target/release/honcho-sim)"
+  record size_release "$(stat -c %s "$release/honcho_exporter")"
+  record size_release_sim "$(stat -c %s "$release/honcho-sim")"
   musl=target/x86_64-unknown-linux-musl/release/honcho_exporter
   if [ -f "$musl" ]; then record size_musl "$(stat -c %s "$musl")"; fi
+fi
+if wants incident; then
+  incident_speed=${BENCH_INCIDENT_SPEED:-10}
+  incident_duration=${BENCH_INCIDENT_DURATION:-600}
+  [ "$quick" = 1 ] && incident_duration=${BENCH_INCIDENT_DURATION:-150}
+  record incident_speed "$incident_speed"
+  record incident_duration "$incident_duration"
+  runs=("after=$release/honcho_exporter")
+  [ -n "${BENCH_INCIDENT_BEFORE:-}" ] && runs=("before=$BENCH_INCIDENT_BEFORE" "${runs[@]}")
+  for run in "${runs[@]}"; do
+    label=${run%%=*}
+    say "incident ($label): speed $incident_speed, $incident_duration modelled seconds"
+    record "incident_${label}_load" "$(cut -d' ' -f1-3 /proc/loadavg)"
+    record "incident_${label}" "$(python3 scripts/bench/incident.py --sim "$release/honcho-sim" \
+      --exporter "${run#*=}" --speed "$incident_speed" --duration "$incident_duration" \
+      --label "$label" --json "$out/incident-$label.json" --logs "$out")"
+    say "  $(tail -1 "$results")"
+  done
 fi
 record load_after "$(cut -d' ' -f1-3 /proc/loadavg)"
 

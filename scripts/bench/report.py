@@ -357,6 +357,69 @@ def shard_section(values):
     return out
 
 
+def incident_section(values):
+    """Issue 9's 403 s incident, time-scaled: one row per run (before/after)."""
+    runs = [label for label in ("before", "after") if f"incident_{label}" in values]
+    if not runs:
+        return []
+    speed = float(values.get("incident_speed", "nan"))
+    duration = float(values.get("incident_duration", "nan"))
+
+    def seconds(value):
+        return "never" if value is None else f"{value:g} s"
+
+    rows = []
+    for label in runs:
+        run = json.loads(values[f"incident_{label}"])
+        small_first = run["small_first_publication_s"]
+        small_gap = run["small_longest_gap_s"]
+        rows.append(
+            (
+                label,
+                values.get(f"incident_{label}_load", "?"),
+                seconds(run["big"]["first_publication_s"]),
+                seconds(run["big"]["longest_gap_s"]),
+                seconds(run["mid"]["first_publication_s"]),
+                seconds(run["mid"]["longest_gap_s"]),
+                f"{seconds(small_first['median'])} / {seconds(small_first['max'])}"
+                + (f" ({small_first['never']} never)" if small_first["never"] else ""),
+                f"{seconds(small_gap['median'])} / {seconds(small_gap['max'])}",
+                f"{run['busy_fraction']:.3f}",
+                run["peak_in_flight"],
+            )
+        )
+    return [
+        "",
+        "### The 403 s incident, time-scaled (issue 9)",
+        "",
+        f"honcho-sim with the Honcho cost model at speed factor {speed:g} (modelled seconds per "
+        "real second) and the measured mix: one workspace of 50 k work units / 150 k queue rows "
+        "(big), one of 10 k / 30 k (mid), 48 of 20 units / 300 rows (small); the exporter at "
+        f"`--poll.interval 15s`, timeout 10 s, max staleness 45 s, 50 requests/s, all divided by "
+        f"{speed:g}; `/metrics` scraped every modelled second for {duration:g} modelled seconds "
+        f"({duration / speed:g} s of real time). Times are modelled seconds (real × {speed:g}). "
+        "Gap: the longest time its queue series (`honcho_queue_items`) were absent, from the "
+        "exporter's start. Busy: Honcho request-seconds per second from the simulator's meter "
+        "(1.0 = one Honcho worker busy all the time).",
+        "",
+        table(
+            [
+                "exporter",
+                "load (1/5/15)",
+                "big: first",
+                "big: gap",
+                "mid: first",
+                "mid: gap",
+                "small: first (median / max)",
+                "small: gap (median / max)",
+                "Honcho busy",
+                "peak in flight",
+            ],
+            rows,
+        ),
+    ]
+
+
 def render(values):
     load_before = values.get("load_before", "?")
     load_after = values.get("load_after", "?")
@@ -505,6 +568,7 @@ def render(values):
                 ),
             ),
         ]
+    out += incident_section(values)
     out += [
         "",
         "Commands: `scripts/bench.sh --write` (everything above); `cargo bench --bench "

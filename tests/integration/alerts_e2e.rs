@@ -189,6 +189,7 @@ impl RunningHoncho {
             batch_max_tokens: 200,
             flush_enabled: false,
             auth,
+            sizes: Vec::new(),
         };
         let simulator = Simulator::new_at(config, SystemTime::now() - SCENARIO_HISTORY);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -149,7 +149,7 @@ pub(crate) fn build_workspace(spec: &WorkspaceSpec, params: Params) -> Workspace
         "tier".to_owned(),
         serde_json::Value::from(tiers[spec.index % 3]),
     )]);
-    let name = format!("workspace-{:05}", spec.index + 1);
+    let name = crate::sizes::workspace_name(spec.index);
     let mut workspace = Workspace::new(name, metadata, spec.start - 86_400 * SECOND);
     let sessions = spec.sessions.max(1);
     let units = spec.units;

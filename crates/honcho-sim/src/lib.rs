@@ -30,6 +30,7 @@ mod load;
 mod model;
 mod recorded;
 mod server;
+pub mod sizes;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
@@ -43,6 +44,7 @@ pub use cost::{CostMeter, CostModel};
 pub use faults::{EndpointKind, FaultAction, FaultRule, Faults};
 pub use load::{LoadedTask, LoadedUnit, LoadedWorkspace, QueueState};
 pub use model::{StatusCounts, WorkUnitRow};
+pub use sizes::SizeGroup;
 
 use dynamics::{Behaviour, Params, SECOND, WorkspaceSpec};
 use model::{Filter, Workspace};
@@ -123,6 +125,9 @@ pub struct SimulatorConfig {
     pub flush_enabled: bool,
     /// Auth on (with these tokens) or off.
     pub auth: Option<SimAuth>,
+    /// Per-workspace sizes (evolving scenarios): the groups cover the first workspaces in
+    /// creation order; the others have `scale.work_units_per_workspace`. Empty: all alike.
+    pub sizes: Vec<SizeGroup>,
 }
 
 impl SimulatorConfig {
@@ -141,6 +146,7 @@ impl SimulatorConfig {
             batch_max_tokens: 200,
             flush_enabled: false,
             auth: None,
+            sizes: Vec::new(),
         }
     }
 
@@ -160,6 +166,7 @@ impl SimulatorConfig {
             batch_max_tokens: 1024,
             flush_enabled: false,
             auth: None,
+            sizes: Vec::new(),
         }
     }
 }
@@ -342,7 +349,10 @@ fn build_model(config: &SimulatorConfig, start: i64) -> Model {
                         index,
                         seed: config.seed,
                         sessions: config.scale.sessions_per_workspace,
-                        units: config.scale.work_units_per_workspace,
+                        units: sizes::group_of(&config.sizes, index)
+                            .map_or(config.scale.work_units_per_workspace, |group| {
+                                group.work_units
+                            }),
                         behaviour,
                         stranded_overdue,
                         hung_unit,

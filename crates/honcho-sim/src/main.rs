@@ -1,8 +1,8 @@
 //! `honcho-sim`: the deterministic Honcho simulator as a standalone server, for scripts,
 //! benchmarks and manual exploration. Prints `listening on http://ADDR` once bound (so a
 //! script can read the port), serves until SIGTERM or SIGINT. Runtime knobs are the
-//! simulator's admin endpoints: `GET /_sim/truth`, `GET /_sim/requests`, `POST /_sim/faults`,
-//! `POST /_sim/generation`, `POST /_sim/scenario`.
+//! simulator's admin endpoints: `GET /_sim/truth`, `GET /_sim/requests`, `GET /_sim/cost` (the
+//! cost model's meter), `POST /_sim/faults`, `POST /_sim/generation`, `POST /_sim/scenario`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -10,7 +10,9 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::Parser;
-use honcho_sim::{Generation, Scale, Scenario, SimAuth, Simulator, SimulatorConfig};
+use honcho_sim::{
+    Generation, Scale, Scenario, SimAuth, Simulator, SimulatorConfig, SizeGroup, sizes,
+};
 
 /// Command line of `honcho-sim`.
 #[derive(Debug, Parser)]
@@ -42,9 +44,22 @@ struct Args {
     /// Work units per workspace at start.
     #[arg(long, default_value_t = 40)]
     work_units_per_workspace: u32,
+    /// Workspaces of their own size as COUNTxUNITS[:ROWS] (e.g. 1x50000:150000): the groups
+    /// cover the first workspaces in order, the others have --work-units-per-workspace; ROWS is
+    /// the Honcho backlog the cost model charges for. Repeatable.
+    #[arg(long = "size", value_name = "COUNTxUNITS[:ROWS]")]
+    sizes: Vec<SizeGroup>,
     /// Simulated seconds per real second.
     #[arg(long, default_value_t = 60.0)]
     speed: f64,
+    /// Turns the Honcho cost model on: answers take as long as the measured Honcho takes for
+    /// the workspace's backlog, divided by this speed factor (1 = real time). Off by default.
+    #[arg(long, value_name = "FACTOR")]
+    cost_speed: Option<f64>,
+    /// Queue rows the cost model charges for a workspace without ROWS in --size (default: 3
+    /// per work unit, the ratio of the measured 150 k rows / 50 k units).
+    #[arg(long, value_name = "ROWS")]
+    cost_default_rows: Option<u64>,
     /// DERIVER_REPRESENTATION_BATCH_MAX_TOKENS.
     #[arg(long, default_value_t = 1024)]
     batch_max_tokens: u32,
@@ -69,7 +84,27 @@ fn parse_scenario(text: &str) -> Result<Scenario, String> {
         .map_err(|error| format!("unknown scenario {text:?}: {error}"))
 }
 
+fn cost_model_from(args: &Args) -> anyhow::Result<Option<honcho_sim::CostModel>> {
+    let Some(speed) = args.cost_speed else {
+        return Ok(None);
+    };
+    anyhow::ensure!(
+        speed.is_finite() && speed > 0.0,
+        "--cost-speed {speed} is not a positive speed factor"
+    );
+    let default_rows = args
+        .cost_default_rows
+        .unwrap_or(u64::from(args.work_units_per_workspace) * 3);
+    Ok(Some(sizes::cost_model(&args.sizes, speed, default_rows)))
+}
+
 fn config_from(args: &Args) -> anyhow::Result<SimulatorConfig> {
+    anyhow::ensure!(
+        sizes::covered(&args.sizes) <= u64::from(args.workspaces),
+        "--size groups cover {} workspaces, more than --workspaces {}",
+        sizes::covered(&args.sizes),
+        args.workspaces
+    );
     let auth = if args.admin_token.is_empty() && args.workspace_token.is_empty() {
         None
     } else {
@@ -107,6 +142,7 @@ fn config_from(args: &Args) -> anyhow::Result<SimulatorConfig> {
         },
         flush_enabled: args.flush,
         auth,
+        sizes: args.sizes.clone(),
     })
 }
 
@@ -136,7 +172,9 @@ async fn shutdown_signal() {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = config_from(&args)?;
+    let cost_model = cost_model_from(&args)?;
     let simulator = Simulator::new(config);
+    simulator.set_cost_model(cost_model);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

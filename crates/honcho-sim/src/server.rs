@@ -950,6 +950,7 @@ fn admin(shared: &Arc<Shared>, method: &Method, path: &str, body: &[u8]) -> Answ
     match (method.clone(), path) {
         (Method::GET, "truth") => Answer::json(200, &simulator.truth()),
         (Method::GET, "requests") => Answer::json(200, &simulator.request_counts()),
+        (Method::GET, "cost") => Answer::json(200, &simulator.cost_meter()),
         (Method::POST, "faults") => match serde_json::from_slice::<Faults>(body) {
             Ok(faults) => {
                 simulator.set_faults(faults);

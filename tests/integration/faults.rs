@@ -616,7 +616,10 @@ async fn the_request_rate_stays_under_its_bound_with_many_workspaces() {
     .await
     .expect("simulator binds loopback");
     let mut settings = fast_settings(&honcho.url());
-    settings.poll.interval = Duration::from_millis(200);
+    // A configuration the binary accepts (the timeout shorter than the interval): a request
+    // waits at most 250 ms for one of the 5/s slots.
+    settings.poll.interval = Duration::from_millis(300);
+    settings.poll.timeout = Duration::from_millis(250);
     settings.poll.concurrency = 16;
     settings.honcho.max_requests_per_second = RATE;
     let (exporter, base) = start_unready(settings).await;

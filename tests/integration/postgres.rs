@@ -900,7 +900,11 @@ async fn the_password_never_reaches_the_logs_even_at_debug_level() {
     let database = cluster.database("honcho3");
     let wrong = "wrong-pw-Lq93hx-never-log";
     for password in [wrong, EXPORTER_PASSWORD] {
+        // A clean environment: only what the test sets (the exporter rejects unknown
+        // HONCHO_EXPORTER_* variables, such as the suite's HONCHO_EXPORTER_FULL_TESTS).
         let mut child = Command::new(env!("CARGO_BIN_EXE_honcho_exporter"))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .args([
                 "--source=postgres",
                 &format!("--postgres.url={}", cluster.url(&database)),

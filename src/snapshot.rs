@@ -18,7 +18,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Duration;
 
 use crate::classify::{TaskType, UnitState, classify};
-use crate::honcho::types::{ItemCounts, QueueStatus, WorkUnitsPage, parse_timestamp};
+use crate::honcho::types::{ItemCounts, QueueStatus, WorkUnitRow, WorkUnitsPage, parse_timestamp};
 use crate::honcho::{Endpoint, RequestCounts};
 
 /// `session_id` label of the sessions beyond the cap, summed.
@@ -336,65 +336,105 @@ impl WorkUnitAggregator {
         }
     }
 
-    /// Adds one page.
+    /// Adds one page: its envelope, then each of its rows.
     pub fn add_page(&mut self, page: &WorkUnitsPage<'_>) {
-        if page.representation_batch_max_tokens.is_some() {
-            self.aggregate.batch_max_tokens = page.representation_batch_max_tokens;
+        self.add_envelope(
+            page.representation_batch_max_tokens,
+            page.flush_enabled,
+            page.total,
+        );
+        for row in &page.items {
+            self.add_row(row);
         }
-        if page.flush_enabled.is_some() {
-            self.aggregate.flush_enabled = page.flush_enabled;
+    }
+
+    /// A page's envelope: Honcho's deriver settings, and `total`, the number of units listed.
+    pub fn add_envelope(
+        &mut self,
+        batch_max_tokens: Option<u64>,
+        flush_enabled: Option<bool>,
+        total: u64,
+    ) {
+        if batch_max_tokens.is_some() {
+            self.aggregate.batch_max_tokens = batch_max_tokens;
+        }
+        if flush_enabled.is_some() {
+            self.aggregate.flush_enabled = flush_enabled;
         }
         if self.aggregate.listed.is_none() {
-            self.aggregate.listed = Some(page.total);
+            self.aggregate.listed = Some(total);
         }
         if self.seen.is_empty() {
             // `total` is the unit count: size the de-duplication memory once (bounded, so a bogus
             // `total` cannot make us allocate much; a larger walk grows the vector).
             self.seen
-                .reserve(usize::try_from(page.total.min(1 << 20)).unwrap_or(0));
+                .reserve(usize::try_from(total.min(1 << 20)).unwrap_or(0));
         }
-        for row in &page.items {
-            if !self.seen.insert(key_hash(&row.work_unit_key)) {
-                self.aggregate.duplicates += 1;
-                continue;
+    }
+
+    /// Adds one listed unit, parsing its `oldest_item_at`.
+    pub fn add_row(&mut self, row: &WorkUnitRow<'_>) {
+        if !self.first_sighting(row) {
+            return;
+        }
+        let Some(oldest) = parse_timestamp(&row.oldest_item_at) else {
+            self.aggregate.invalid_timestamps += 1;
+            if self.aggregate.first_invalid_timestamp.is_none() {
+                self.aggregate.first_invalid_timestamp =
+                    Some(row.oldest_item_at.chars().take(64).collect());
             }
-            let Some(oldest) = parse_timestamp(&row.oldest_item_at) else {
-                self.aggregate.invalid_timestamps += 1;
-                if self.aggregate.first_invalid_timestamp.is_none() {
-                    self.aggregate.first_invalid_timestamp =
-                        Some(row.oldest_item_at.chars().take(64).collect());
-                }
-                continue;
-            };
-            let age = Duration::from_secs_f64((self.now - oldest).max(0.0));
-            let task_type = TaskType::parse(&row.task_type);
-            let state = classify(row.in_progress, row.hit_threshold, age, self.overdue_after);
-            let cell = &mut self.aggregate.cells[task_type.index()][state.index()];
-            // Upstream numbers: saturate rather than overflow.
-            cell.units += 1;
-            cell.items = cell.items.saturating_add(row.pending_items);
-            cell.tokens = cell.tokens.saturating_add(row.pending_tokens);
-            cell.oldest_item_timestamp = Some(match cell.oldest_item_timestamp {
-                Some(current) => current.min(oldest),
-                None => oldest,
-            });
-            if matches!(state, UnitState::Stalled | UnitState::Overdue) {
-                let slot = &mut self.aggregate.tokens_until_threshold[task_type.index()];
-                *slot = Some(slot.map_or(row.tokens_until_threshold, |v| {
-                    v.min(row.tokens_until_threshold)
-                }));
-            }
-            if let (Some(id), Some(name)) = (&row.session_id, &row.session_name)
-                && self.wanted_sessions.contains(id.as_ref())
-                && !self.aggregate.session_names.contains_key(id.as_ref())
-            {
-                self.aggregate
-                    .session_names
-                    .insert(id.to_string(), name.to_string());
-            }
-            if state.problem_rank().is_some() {
-                self.offer_detail(row, task_type, state, oldest);
-            }
+            return;
+        };
+        self.add_unit(row, oldest);
+    }
+
+    /// Adds one unit whose oldest item time is already known (Unix seconds; its
+    /// `oldest_item_at` text is not read): the database source, which has it as a number.
+    pub fn add_row_at(&mut self, row: &WorkUnitRow<'_>, oldest: f64) {
+        if self.first_sighting(row) {
+            self.add_unit(row, oldest);
+        }
+    }
+
+    /// False (and counted) when the unit was already seen in this walk.
+    fn first_sighting(&mut self, row: &WorkUnitRow<'_>) -> bool {
+        if self.seen.insert(key_hash(&row.work_unit_key)) {
+            true
+        } else {
+            self.aggregate.duplicates += 1;
+            false
+        }
+    }
+
+    fn add_unit(&mut self, row: &WorkUnitRow<'_>, oldest: f64) {
+        let age = Duration::from_secs_f64((self.now - oldest).max(0.0));
+        let task_type = TaskType::parse(&row.task_type);
+        let state = classify(row.in_progress, row.hit_threshold, age, self.overdue_after);
+        let cell = &mut self.aggregate.cells[task_type.index()][state.index()];
+        // Upstream numbers: saturate rather than overflow.
+        cell.units += 1;
+        cell.items = cell.items.saturating_add(row.pending_items);
+        cell.tokens = cell.tokens.saturating_add(row.pending_tokens);
+        cell.oldest_item_timestamp = Some(match cell.oldest_item_timestamp {
+            Some(current) => current.min(oldest),
+            None => oldest,
+        });
+        if matches!(state, UnitState::Stalled | UnitState::Overdue) {
+            let slot = &mut self.aggregate.tokens_until_threshold[task_type.index()];
+            *slot = Some(slot.map_or(row.tokens_until_threshold, |v| {
+                v.min(row.tokens_until_threshold)
+            }));
+        }
+        if let (Some(id), Some(name)) = (&row.session_id, &row.session_name)
+            && self.wanted_sessions.contains(id.as_ref())
+            && !self.aggregate.session_names.contains_key(id.as_ref())
+        {
+            self.aggregate
+                .session_names
+                .insert(id.to_string(), name.to_string());
+        }
+        if state.problem_rank().is_some() {
+            self.offer_detail(row, task_type, state, oldest);
         }
     }
 

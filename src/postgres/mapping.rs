@@ -10,20 +10,16 @@
 //! and flush is off. Only the tracked task types reach this module (the query filters them).
 //!
 //! Memory: per workspace, the counts, one entry per session with rows, and the aggregator's
-//! bounded state; unit rows pass through a small buffer. No I/O, no clock: callers pass `now`.
+//! bounded state; each unit goes to the aggregator as it arrives, borrowing the row's text.
+//! No I/O, no clock: callers pass `now`.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat};
-
 use crate::config::Scope;
-use crate::honcho::types::{ItemCounts, QueueStatus, SessionStatus, WorkUnitRow, WorkUnitsPage};
+use crate::honcho::types::{ItemCounts, QueueStatus, SessionStatus, WorkUnitRow};
 use crate::snapshot::{StatusSummary, WorkUnitAggregate, WorkUnitAggregator, summarize_status};
-
-/// Unit rows handed to the aggregator at once (the buffer bounds memory per workspace).
-const PAGE_ROWS: usize = 512;
 
 /// One row of the unit query: the rows of one (`work_unit_key`, `task_type`, `session_id`) in
 /// one workspace, borrowed from the driver's row.
@@ -137,15 +133,17 @@ pub fn group_counts(group: &UnitGroup<'_>, settings: &MappingSettings) -> ItemCo
     counts
 }
 
-/// Formats microseconds since the epoch as the API does (`2026-11-22T02:42:51.039997Z`).
-fn iso_micros(micros: i64) -> String {
-    DateTime::from_timestamp_micros(micros)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Micros, true)
+/// Microseconds since the epoch as Unix seconds, computed exactly as the API path reads Honcho's
+/// `oldest_item_at` (whole seconds plus the microseconds / 1e6), so both sources give the same
+/// values to the last bit.
+fn unix_seconds(micros: i64) -> f64 {
+    micros.div_euclid(1_000_000) as f64 + micros.rem_euclid(1_000_000) as f64 / 1e6
 }
 
-/// The work-units row the API would list for a unit group (one with unprocessed rows).
-pub fn unit_row(group: &UnitGroup<'_>, settings: &MappingSettings) -> WorkUnitRow<'static> {
+/// The work-units row the API would list for a unit group (one with unprocessed rows), borrowing
+/// the group's text. Its `oldest_item_at` is left empty: the aggregator takes the time as a
+/// number ([`WorkUnitAggregator::add_row_at`]), with no text formatted and parsed back.
+pub fn unit_row<'a>(group: &UnitGroup<'a>, settings: &MappingSettings) -> WorkUnitRow<'a> {
     let (tokens_until_threshold, hit_threshold) = if is_gated(group.task_type, settings) {
         (
             settings.batch_max_tokens.saturating_sub(group.tokens),
@@ -154,19 +152,18 @@ pub fn unit_row(group: &UnitGroup<'_>, settings: &MappingSettings) -> WorkUnitRo
     } else {
         (0, true)
     };
-    let owned = |text: Option<&str>| text.map(|value| Cow::Owned(value.to_string()));
     WorkUnitRow {
-        work_unit_key: Cow::Owned(group.work_unit_key.to_string()),
-        task_type: Cow::Owned(group.task_type.to_string()),
-        session_id: owned(group.session_id),
-        session_name: owned(group.session_name),
-        observed: owned(key_peers(group.work_unit_key).1),
+        work_unit_key: Cow::Borrowed(group.work_unit_key),
+        task_type: Cow::Borrowed(group.task_type),
+        session_id: group.session_id.map(Cow::Borrowed),
+        session_name: group.session_name.map(Cow::Borrowed),
+        observed: key_peers(group.work_unit_key).1.map(Cow::Borrowed),
         pending_items: group.unprocessed,
         pending_tokens: group.tokens,
         tokens_until_threshold,
         hit_threshold,
         in_progress: group.in_progress,
-        oldest_item_at: Cow::Owned(iso_micros(group.oldest_micros.unwrap_or(0))),
+        oldest_item_at: Cow::Borrowed(""),
     }
 }
 
@@ -189,7 +186,6 @@ struct WorkspaceAccumulator {
     session_names: BTreeMap<String, String>,
     scopes: Vec<(usize, ItemCounts)>,
     aggregator: WorkUnitAggregator,
-    buffer: Vec<WorkUnitRow<'static>>,
 }
 
 /// Folds the rows of one cycle, in any order, into per-workspace results.
@@ -215,7 +211,7 @@ impl CycleAccumulator {
                     })
                     .map(|(index, _)| (index, zero_with_split()))
                     .collect();
-                let accumulator = WorkspaceAccumulator {
+                let mut accumulator = WorkspaceAccumulator {
                     counts: zero_with_split(),
                     sessions: BTreeMap::new(),
                     session_names: BTreeMap::new(),
@@ -226,8 +222,13 @@ impl CycleAccumulator {
                         settings.detail_limit,
                         HashSet::new(),
                     ),
-                    buffer: Vec::new(),
                 };
+                // The envelope tells the aggregator the deriver settings, even with no rows.
+                accumulator.aggregator.add_envelope(
+                    Some(settings.batch_max_tokens),
+                    Some(settings.flush_enabled),
+                    0,
+                );
                 (name.clone(), accumulator)
             })
             .collect();
@@ -268,10 +269,10 @@ impl CycleAccumulator {
             }
         }
         if group.unprocessed > 0 {
-            workspace.buffer.push(unit_row(group, settings));
-            if workspace.buffer.len() >= PAGE_ROWS {
-                flush_rows(workspace, settings);
-            }
+            let oldest = unix_seconds(group.oldest_micros.unwrap_or(0));
+            workspace
+                .aggregator
+                .add_row_at(&unit_row(group, settings), oldest);
         }
     }
 
@@ -280,8 +281,7 @@ impl CycleAccumulator {
         let settings = self.settings;
         self.workspaces
             .into_iter()
-            .map(|(name, mut workspace)| {
-                flush_rows(&mut workspace, &settings);
+            .map(|(name, workspace)| {
                 let sessions = if workspace.sessions.is_empty() {
                     None
                 } else {
@@ -335,21 +335,6 @@ impl CycleAccumulator {
             })
             .collect()
     }
-}
-
-/// Hands the buffered unit rows to the aggregator as one page.
-fn flush_rows(workspace: &mut WorkspaceAccumulator, settings: &MappingSettings) {
-    // The envelope is what tells the aggregator the deriver settings, even with no rows.
-    let page = WorkUnitsPage {
-        items: std::mem::take(&mut workspace.buffer),
-        total: 0,
-        next_page: None,
-        representation_batch_max_tokens: Some(settings.batch_max_tokens),
-        flush_enabled: Some(settings.flush_enabled),
-    };
-    workspace.aggregator.add_page(&page);
-    workspace.buffer = page.items;
-    workspace.buffer.clear();
 }
 
 #[cfg(test)]

@@ -34,10 +34,14 @@ echo "PostgreSQL: $("$BIN/postgres" --version); CPU: $(nproc) cores"
 
 # The whole database-source cycle as the release exporter runs it (as the role of
 # deploy/postgres/grant.sql): its own figures for database time and mapping time, and its CPU.
+# EXPORTERS (space-separated binaries, e.g. a build before and after a change) are each run on
+# the same loaded data; the default is EXPORTER (target/release/honcho_exporter).
 EXPORTER=${EXPORTER:-target/release/honcho_exporter}
+EXPORTERS=${EXPORTERS:-$EXPORTER}
 exporter_cycle() {
-  local db=$1 n=$2
+  local db=$1 n=$2 EXPORTER=$3
   if [ ! -x "$EXPORTER" ]; then echo "(no $EXPORTER: cargo build --release for the exporter's cycle cost)"; return; fi
+  echo "-- exporter $EXPORTER"
   psql -d "$db" -v password=bench-password -f deploy/postgres/grant.sql >/dev/null
   local web
   web=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -103,6 +107,6 @@ SQL
   query_ms=$(timed "$units_sql")
   plain_ms=$(timed "SELECT workspace_name, work_unit_key, task_type, session_id, count(*) FROM queue GROUP BY 1, 2, 3, 4")
   python3 -c "q = float('$query_ms'); p = float('$plain_ms'); print(f'=> one-pass query: {q:.0f} ms = {q * 1000 / $n:.2f} µs per unprocessed row; plain GROUP BY of the same rows: {p:.0f} ms = {p * 1000 / $n:.2f} µs')"
-  exporter_cycle "$db" "$n"
+  for binary in $EXPORTERS; do exporter_cycle "$db" "$n" "$binary"; done
   psql -d postgres -c "DROP DATABASE $db"
 done

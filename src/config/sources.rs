@@ -275,22 +275,31 @@ pub(crate) fn read_file(path: &Path, raw: &mut RawConfig) -> Result<(), ConfigEr
         };
         for (name, node) in entries {
             let key = format!("{section}.{name}");
-            if key == "postgres.password" {
+            // Secrets never come from the file: (key, what it is, its file key, its variable).
+            const SECRETS: [(&str, &str, &str, &str); 2] = [
+                (
+                    "honcho.token",
+                    "token",
+                    "honcho.token_file",
+                    "HONCHO_EXPORTER_HONCHO_TOKEN",
+                ),
+                (
+                    "postgres.password",
+                    "password",
+                    "postgres.password_file",
+                    "HONCHO_EXPORTER_POSTGRES_PASSWORD",
+                ),
+            ];
+            if let Some((_, what, file_key, variable)) =
+                SECRETS.iter().find(|(secret, ..)| *secret == key)
+            {
                 return Err(invalid(
                     &origin,
                     &key,
-                    "the password must not be written in the config file; put it in a file \
-                     readable only by the exporter and set postgres.password_file, or set \
-                     HONCHO_EXPORTER_POSTGRES_PASSWORD",
-                ));
-            }
-            if key == "honcho.token" {
-                return Err(invalid(
-                    &origin,
-                    &key,
-                    "the token must not be written in the config file; put it in a file \
-                     readable only by the exporter and set honcho.token_file, or set \
-                     HONCHO_EXPORTER_HONCHO_TOKEN",
+                    format!(
+                        "the {what} must not be written in the config file; put it in a file \
+                         readable only by the exporter and set {file_key}, or set {variable}"
+                    ),
                 ));
             }
             let Some((key, shape)) = shape_of(&key) else {

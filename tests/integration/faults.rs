@@ -141,7 +141,8 @@ fn values_of(samples: &[ParsedSample], family: &str, workspace: &str) -> Vec<Str
     values
 }
 
-fn last_success(samples: &[ParsedSample], workspace: &str, endpoint: &str) -> Option<f64> {
+/// The workspace's `last_success_timestamp_seconds` for `endpoint` (an upstream), if exported.
+pub fn last_success(samples: &[ParsedSample], workspace: &str, endpoint: &str) -> Option<f64> {
     select(
         samples,
         "honcho_exporter_last_success_timestamp_seconds",

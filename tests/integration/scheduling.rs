@@ -20,6 +20,7 @@ use honcho_sim::{
 };
 
 use crate::end_to_end::{get, start_unready, test_settings};
+use crate::faults::last_success;
 use crate::util::{ParsedSample, parse_samples, select};
 
 /// The poll interval: 15 s of the measured Honcho, time-scaled by [`SPEED`] (2 s: a loaded
@@ -42,16 +43,6 @@ async fn scrape(base: &str) -> Vec<ParsedSample> {
     let (status, _, body) = get(&format!("{base}/metrics"), None, false).await;
     assert_eq!(status, 200);
     parse_samples(&String::from_utf8(body).expect("UTF-8"))
-}
-
-fn timestamp(samples: &[ParsedSample], workspace: &str, endpoint: &str) -> Option<f64> {
-    select(
-        samples,
-        "honcho_exporter_last_success_timestamp_seconds",
-        &[("workspace", workspace), ("upstream", endpoint)],
-    )
-    .first()
-    .map(|sample| sample.value)
 }
 
 fn published(samples: &[ParsedSample]) -> BTreeSet<String> {
@@ -157,7 +148,7 @@ async fn a_large_backlog_never_keeps_the_others_dark_and_the_load_on_honcho_stay
                 )
                 .first()
                 .map(|sample| sample.value),
-                timestamp(&samples, workspace, "status"),
+                last_success(&samples, workspace, "status"),
                 unix_now()
             );
         }
@@ -168,7 +159,7 @@ async fn a_large_backlog_never_keeps_the_others_dark_and_the_load_on_honcho_stay
         }
         present = now_published;
         if big_first_status.is_none() {
-            big_first_status = timestamp(&samples, &big, "status");
+            big_first_status = last_success(&samples, &big, "status");
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -183,7 +174,7 @@ async fn a_large_backlog_never_keeps_the_others_dark_and_the_load_on_honcho_stay
     let big_polled = big_first_status.expect("the big workspace is polled");
     for workspace in names.iter().skip(2) {
         let first = &first_seen[workspace];
-        let status_at = timestamp(first, workspace, "status").expect("status success");
+        let status_at = last_success(first, workspace, "status").expect("status success");
         assert!(
             status_at < big_polled,
             "{workspace} was first published at {status_at}, not before the big status at {big_polled}"
@@ -247,9 +238,9 @@ async fn a_failing_workspace_loses_its_queue_series_exactly_when_its_bound_passe
     settings.poll.max_staleness = Duration::from_millis(3500);
     let (exporter, base) = start_unready(settings).await;
     let deadline = Instant::now() + Duration::from_secs(20);
-    let last_success = loop {
+    let succeeded_at = loop {
         let samples = scrape(&base).await;
-        if let Some(at) = timestamp(&samples, TARGET, "status") {
+        if let Some(at) = last_success(&samples, TARGET, "status") {
             break at;
         }
         assert!(Instant::now() < deadline, "no status success");
@@ -260,7 +251,7 @@ async fn a_failing_workspace_loses_its_queue_series_exactly_when_its_bound_passe
             .for_workspace(TARGET)
             .for_endpoint(EndpointKind::Status),
     ));
-    let bound = last_success + 3.5;
+    let bound = succeeded_at + 3.5;
     let has_items = |samples: &[ParsedSample]| {
         !select(samples, "honcho_queue_items", &[("workspace", TARGET)]).is_empty()
     };
@@ -269,8 +260,8 @@ async fn a_failing_workspace_loses_its_queue_series_exactly_when_its_bound_passe
         let asked = unix_now();
         let samples = scrape(&base).await;
         let answered = unix_now();
-        let current = timestamp(&samples, TARGET, "status");
-        if current != Some(last_success) {
+        let current = last_success(&samples, TARGET, "status");
+        if current != Some(succeeded_at) {
             // A poll succeeded before the fault took hold: start over is not needed, the
             // bound only moved later; skip this scrape.
             continue;

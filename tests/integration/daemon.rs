@@ -1168,6 +1168,38 @@ async fn sigterm_during_a_hanging_poll_exits_zero_promptly() {
         .await;
 }
 
+/// An exporter started from a config file (so that SIGHUP reloads it) against a one-workspace
+/// simulator, with everything a reload test needs. Bind `_sim` and `_directory` too: they keep
+/// the simulator running and the config file on disk.
+struct Reloadable {
+    _sim: Running,
+    _directory: tempfile::TempDir,
+    config: PathBuf,
+    port: u16,
+    sim_url: String,
+    exporter: Running,
+    base: String,
+}
+
+async fn start_reloadable(interval: &str) -> Reloadable {
+    let (sim, sim_url) = start_simulator(&["--workspaces", "1"]).await;
+    let directory = tempfile::tempdir().expect("temp dir");
+    let config = directory.path().join("honcho_exporter.yml");
+    let port = free_port();
+    write_config(&config, port, &sim_url, interval);
+    let (exporter, base) =
+        launch_exporter(&[&format!("--config.file={}", config.display())], &[], port).await;
+    Reloadable {
+        _sim: sim,
+        _directory: directory,
+        config,
+        port,
+        sim_url,
+        exporter,
+        base,
+    }
+}
+
 fn write_config(path: &Path, port: u16, honcho_url: &str, interval: &str) {
     std::fs::write(
         path,
@@ -1180,13 +1212,15 @@ fn write_config(path: &Path, port: u16, honcho_url: &str, interval: &str) {
 
 #[tokio::test]
 async fn sighup_reloads_the_config_file_and_keeps_the_old_one_when_the_new_is_invalid() {
-    let (_sim, sim_url) = start_simulator(&["--workspaces", "1"]).await;
-    let directory = tempfile::tempdir().expect("temp dir");
-    let config = directory.path().join("honcho_exporter.yml");
-    let port = free_port();
-    write_config(&config, port, &sim_url, "2s");
-    let (mut exporter, base) =
-        launch_exporter(&[&format!("--config.file={}", config.display())], &[], port).await;
+    let Reloadable {
+        _sim,
+        _directory,
+        config,
+        port,
+        sim_url,
+        mut exporter,
+        base,
+    } = start_reloadable("2s").await;
     let client = http_client();
     let interval =
         |samples: &[ParsedSample]| value(samples, "honcho_exporter_poll_interval_seconds", &[]);
@@ -1238,13 +1272,15 @@ fn occurrences(text: &str, needle: &str) -> usize {
 
 #[tokio::test]
 async fn sighup_with_a_listen_address_taken_keeps_the_running_config_and_goes_on_serving() {
-    let (_sim, sim_url) = start_simulator(&["--workspaces", "1"]).await;
-    let directory = tempfile::tempdir().expect("temp dir");
-    let config = directory.path().join("honcho_exporter.yml");
-    let port = free_port();
-    write_config(&config, port, &sim_url, "2s");
-    let (mut exporter, base) =
-        launch_exporter(&[&format!("--config.file={}", config.display())], &[], port).await;
+    let Reloadable {
+        _sim,
+        _directory,
+        config,
+        port,
+        sim_url,
+        mut exporter,
+        base,
+    } = start_reloadable("2s").await;
     let client = http_client();
     let interval =
         |samples: &[ParsedSample]| value(samples, "honcho_exporter_poll_interval_seconds", &[]);
@@ -1309,13 +1345,15 @@ async fn sighup_with_a_listen_address_taken_keeps_the_running_config_and_goes_on
 #[tokio::test]
 async fn no_scrape_fails_across_sighup_reloads_that_keep_the_listen_address() {
     const RELOADS: usize = 10;
-    let (_sim, sim_url) = start_simulator(&["--workspaces", "1"]).await;
-    let directory = tempfile::tempdir().expect("temp dir");
-    let config = directory.path().join("honcho_exporter.yml");
-    let port = free_port();
-    write_config(&config, port, &sim_url, "1s");
-    let (exporter, base) =
-        launch_exporter(&[&format!("--config.file={}", config.display())], &[], port).await;
+    let Reloadable {
+        _sim,
+        _directory,
+        config,
+        port,
+        sim_url,
+        exporter,
+        base,
+    } = start_reloadable("1s").await;
 
     // Scrape back to back, as a Prometheus with a short interval would (one client, so
     // keep-alive connections are reused across the reloads).

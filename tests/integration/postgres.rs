@@ -278,6 +278,10 @@ INSERT INTO queue (session_id, payload, processed, task_type, work_unit_key, cre
 INSERT INTO active_queue_sessions (id, work_unit_key) VALUES ('a1', 'summary:acme:chat-two:None:None');
 ";
 
+/// The database source's health line when the last cycle worked, and when it failed.
+const POSTGRES_UP: &str = r#"honcho_exporter_up{upstream="postgres"} 1"#;
+const POSTGRES_DOWN: &str = r#"honcho_exporter_up{upstream="postgres"} 0"#;
+
 fn assert_has(text: &str, line: &str) {
     assert!(
         text.lines().any(|candidate| candidate == line),
@@ -291,7 +295,7 @@ async fn numbers_on(revision: &str) {
     cluster.psql(&database, QUEUE);
     let mut harness = Harness::new(settings(&database, env_password()));
     let text = harness.cycle().await;
-    assert_has(&text, r#"honcho_exporter_up{upstream="postgres"} 1"#);
+    assert_has(&text, POSTGRES_UP);
     assert_has(
         &text,
         r#"honcho_queue_items{workspace="acme",state="completed"} 2"#,
@@ -389,7 +393,7 @@ async fn a_wrong_password_is_auth_and_a_rotated_password_file_recovers() {
     std::fs::write(&file, "wrong-password-77\n").expect("write");
     let mut harness = Harness::new(settings(&database, TokenSource::File(file.clone())));
     let text = harness.cycle().await;
-    assert_has(&text, r#"honcho_exporter_up{upstream="postgres"} 0"#);
+    assert_has(&text, POSTGRES_DOWN);
     assert_eq!(error_count(&text, "auth"), 1, "{text}");
     assert!(
         !text.contains("honcho_queue_items{"),
@@ -398,7 +402,7 @@ async fn a_wrong_password_is_auth_and_a_rotated_password_file_recovers() {
     assert!(!text.contains("wrong-password-77"));
     std::fs::write(&file, format!("{EXPORTER_PASSWORD}\n")).expect("rotate");
     let text = harness.cycle().await;
-    assert_has(&text, r#"honcho_exporter_up{upstream="postgres"} 1"#);
+    assert_has(&text, POSTGRES_UP);
     assert!(text.contains(r#"honcho_queue_items{workspace="acme",state="completed"} 2"#));
     assert!(!text.contains(EXPORTER_PASSWORD));
 }
@@ -415,7 +419,7 @@ async fn a_database_that_is_down_is_connect() {
     ));
     let mut harness = Harness::new(settings);
     let text = harness.cycle().await;
-    assert_has(&text, r#"honcho_exporter_up{upstream="postgres"} 0"#);
+    assert_has(&text, POSTGRES_DOWN);
     assert_eq!(error_count(&text, "connect"), 1, "{text}");
 }
 
@@ -428,44 +432,34 @@ async fn a_revoked_column_is_permission_a_dropped_one_is_schema_and_both_recover
     let database = cluster.database("honcho3");
     cluster.psql(&database, QUEUE);
     let mut harness = Harness::new(settings(&database, env_password()));
-    assert!(
-        harness
-            .cycle()
-            .await
-            .contains(r#"honcho_exporter_up{upstream="postgres"} 1"#)
-    );
+    assert_has(&harness.cycle().await, POSTGRES_UP);
 
     cluster.psql(
         &database,
         "REVOKE SELECT (token_count) ON messages FROM honcho_exporter",
     );
     let text = harness.cycle().await;
-    assert_has(&text, r#"honcho_exporter_up{upstream="postgres"} 0"#);
+    assert_has(&text, POSTGRES_DOWN);
     assert_eq!(error_count(&text, "permission"), 1, "{text}");
     cluster.psql(
         &database,
         "GRANT SELECT (token_count) ON messages TO honcho_exporter",
     );
-    assert!(
-        harness
-            .cycle()
-            .await
-            .contains(r#"honcho_exporter_up{upstream="postgres"} 1"#)
-    );
+    assert_has(&harness.cycle().await, POSTGRES_UP);
 
     cluster.psql(
         &database,
         "ALTER TABLE queue RENAME COLUMN work_unit_key TO unit_key",
     );
     let text = harness.cycle().await;
-    assert_has(&text, r#"honcho_exporter_up{upstream="postgres"} 0"#);
+    assert_has(&text, POSTGRES_DOWN);
     assert_eq!(error_count(&text, "schema"), 1, "{text}");
     cluster.psql(
         &database,
         "ALTER TABLE queue RENAME COLUMN unit_key TO work_unit_key",
     );
     let text = harness.cycle().await;
-    assert_has(&text, r#"honcho_exporter_up{upstream="postgres"} 1"#);
+    assert_has(&text, POSTGRES_UP);
 }
 
 #[tokio::test]
@@ -487,11 +481,11 @@ async fn a_lock_held_past_the_statement_timeout_is_timeout_and_then_recovers() {
     let mut locker = locker.spawn().expect("locker");
     tokio::time::sleep(Duration::from_millis(700)).await;
     let text = harness.cycle().await;
-    assert_has(&text, r#"honcho_exporter_up{upstream="postgres"} 0"#);
+    assert_has(&text, POSTGRES_DOWN);
     assert_eq!(error_count(&text, "timeout"), 1, "{text}");
     locker.wait().expect("locker ends");
     let text = harness.cycle().await;
-    assert_has(&text, r#"honcho_exporter_up{upstream="postgres"} 1"#);
+    assert_has(&text, POSTGRES_UP);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -820,10 +814,7 @@ mod equivalence {
         db_settings.classify.overdue_after = api_settings.classify.overdue_after;
         let mut harness = Harness::new(db_settings);
         let db_text = harness.cycle().await;
-        assert!(
-            db_text.contains(r#"honcho_exporter_up{upstream="postgres"} 1"#),
-            "{db_text}"
-        );
+        assert!(db_text.contains(POSTGRES_UP), "{db_text}");
 
         // The one documented difference: the database names every exported session, the API
         // only those with unprocessed rows.
@@ -963,7 +954,7 @@ async fn an_unknown_revision_with_every_column_works_and_says_so() {
     );
     let mut harness = Harness::new(settings(&database, env_password()));
     let text = harness.cycle().await;
-    assert_has(&text, r#"honcho_exporter_up{upstream="postgres"} 1"#);
+    assert_has(&text, POSTGRES_UP);
     assert!(
         text.contains(r#"revision="a1b2c3d4e5f6",honcho="unknown""#),
         "{text}"
@@ -983,10 +974,7 @@ async fn a_connection_killed_mid_run_is_replaced() {
     let database = cluster.database("honcho3");
     cluster.psql(&database, QUEUE);
     let mut harness = Harness::new(settings(&database, env_password()));
-    assert_has(
-        &harness.cycle().await,
-        r#"honcho_exporter_up{upstream="postgres"} 1"#,
-    );
+    assert_has(&harness.cycle().await, POSTGRES_UP);
     cluster.psql(
         "postgres",
         &format!(
@@ -999,7 +987,7 @@ async fn a_connection_killed_mid_run_is_replaced() {
     let mut recovered = false;
     for _ in 0..3 {
         let text = harness.cycle().await;
-        if text.contains(r#"honcho_exporter_up{upstream="postgres"} 1"#) {
+        if text.contains(POSTGRES_UP) {
             recovered = true;
             assert_has(
                 &text,

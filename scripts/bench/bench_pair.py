@@ -2,28 +2,48 @@
 """Side by side: honcho_exporter against the hand-written peer exporter (Python,
 prometheus_client + httpx; it lives outside this repository, in `../shared/peers/`), both polling
 one upstream: the peer's own fake Honcho (`fake_honcho.py`, wrapped by counting_fake.py, which
-marks every poll cycle's first request). Per repetition, in alternating order: a raw fetch of
-the same pages with curl (sequential, and 4 curls in parallel when there are >= 4 workspaces),
-then each exporter polling back to back; cycles are timed between consecutive
-`POST /v3/workspaces/list` arrivals, and CPU is the exporter's utime + stime (/proc/PID/stat)
-read at those instants. Then both exporters idle and their /metrics are scraped alternately.
+marks every poll cycle's first request and keeps a measurement window of first request / last
+response). Per repetition, in alternating order: a raw fetch of the same pages with curl
+(sequential, and 4 curls in parallel when there are >= 4 workspaces), then each exporter.
 
-usage: bench_pair.py W U --peer-dir DIR [--python PY] [--exporter BIN] [--reps 3] [--cycles 5]
-                     [--warmup 1] [--scrapes 20] [--out DIR]
+- The peer polls back to back (its cycle blocks on every workspace's walk); its cycles are
+  timed between consecutive `POST /v3/workspaces/list` arrivals, and CPU is its utime + stime
+  (/proc/PID/stat) read at those instants.
+- Ours schedules discovery, status and walks as separate jobs (issue 9), so LIST to LIST is its
+  poll interval, not a walk. Its cycle is made explicit instead: one process per cycle, started
+  with a long --poll.interval (default 10m) so that exactly one round runs after start-up
+  (discovery, every workspace's status, every workspace's full walk), at each --rust-concurrency
+  (default 1 and 4) with the rate limit raised. The cycle runs from the fake's first request to
+  its last response once it has answered all of them (1 + W + W x pages); CPU is utime + stime
+  when the exporter has gone quiet after that (its last pages merged and published) minus the
+  start-up CPU read by the fake just before serving the first request. Its /metrics is then
+  read once to check that every walk completed and every request succeeded.
+- The raw fetch is timed by the same window (first request to last response at the fake), and
+  as curl's own wall time.
+
+Then both exporters idle and their /metrics are scraped alternately.
+
+usage: bench_pair.py W U --peer-dir DIR [--python PY] [--exporter BIN] [--exporter-prefix CMD]
+                     [--rust-concurrency 1,4] [--reps 3] [--cycles 5] [--warmup 1] [--scrapes 20]
+                     [--out DIR]
 Prints one line per measurement and, last, `SUMMARY <json>` (medians over the repetitions).
 Only processes started here are stopped, by PID. Everything binds to 127.0.0.1.
 """
 import argparse, json, os, re, signal, socket, statistics, subprocess, sys, threading, time
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PY = sys.executable        # set from --python: a Python with prometheus-client and httpx
 RUST = "target/release/honcho_exporter"
 PREFIX = []                # --exporter-prefix: e.g. a profiler wrapping the exporter
+MAX_RPS = "100000"         # --rust-max-rps
 PEER_DIR = None
 PEER = None
 encode_cursor = workspace_name = None
 
 TCK = os.sysconf("SC_CLK_TCK")
+# Loopback only: never through a proxy from the environment.
+LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def free_port():
@@ -34,6 +54,26 @@ def cpu_s(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TCK  # utime + stime
+
+
+def threads_ns(pid):
+    """{TID: CPU ns} of PID's live threads (/proc/PID/task/TID/schedstat)."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                out[tid] = int(f.read().split()[0])
+        except FileNotFoundError:
+            pass  # exited meanwhile
+    return out
+
+
+def cpu_between(first, last):
+    """CPU seconds from the per-thread times `first` to `last`, or None when a thread alive at
+    `first` has exited since (its time is gone from /proc)."""
+    if not first or not last or any(tid not in last for tid in first):
+        return None
+    return (sum(last.values()) - sum(first.values())) / 1e9
 
 
 def status_kib(pid, field):
@@ -103,6 +143,18 @@ class Fake:
             with self.lock:
                 self.events.append(ev)
 
+    def arm(self, pid=None):
+        """Opens a new measurement window at the fake (counting_fake.py); PID's CPU is read at
+        its first request."""
+        q = f"?pid={pid}" if pid else ""
+        req = urllib.request.Request(f"{self.url}/_bench/arm{q}", data=b"", method="POST")
+        with LOCAL.open(req, timeout=10) as r:
+            r.read()
+
+    def window(self):
+        with LOCAL.open(f"{self.url}/_bench/window", timeout=10) as r:
+            return json.loads(r.read())
+
     def events_for(self, pid):
         with self.lock:
             return [e for e in self.events if e[2] == pid and e[3] is not None]
@@ -132,37 +184,52 @@ def raw_fetch_config(fake, w, u, path, workspaces=None):
     return len([l for l in lines if l.startswith("url")])
 
 
-def raw_fetch(fake, cfgs):
-    """Runs one curl per config concurrently (1 config = sequential); returns wall, fake cpu."""
+def raw_fetch(fake, cfgs, expected):
+    """Runs one curl per config concurrently (1 config = sequential). Returns the wall time from
+    the fake's first request to its last response (as ours is timed), curl's own wall time
+    (process start to exit), and the fake's CPU."""
     fake.current = None
+    fake.arm()
     c0, t0 = cpu_s(fake.pid), time.monotonic()
     procs = [subprocess.Popen(["curl", "-s", "--fail", "-K", c], stdout=subprocess.DEVNULL) for c in cfgs]
     rcs = [p.wait() for p in procs]
     t1, c1 = time.monotonic(), cpu_s(fake.pid)
     assert all(rc == 0 for rc in rcs), rcs
-    return t1 - t0, c1 - c0
+    win = fake.window()
+    assert win["responses"] == expected, (win, expected)
+    return win["last_t"] - win["first_t"], t1 - t0, c1 - c0
 
 
-def start_exporter(kind, fake, port, outdir, tag, interval, timeout):
+def start_exporter(kind, fake, port, outdir, tag, interval, timeout, concurrency=4, gated=False):
+    """Starts an exporter. gated: through `sh -c 'read _ && exec ...'` (same PID), so that the
+    fake can be armed with the PID before the exporter's first request; call p._go() then."""
     log = open(f"{outdir}/{tag}.log", "w")
     if kind == "rust":
-        env = dict(os.environ, HONCHO_EXPORTER_HONCHO_MAX_REQUESTS_PER_SECOND="100000")
-        cmd = PREFIX + [RUST, "--honcho.url", fake.url, "--web.listen-address", f"127.0.0.1:{port}",
-               "--poll.interval", interval, "--poll.timeout", timeout, "--poll.concurrency", "4",
-               "--log.level", "info"]
+        env = dict(os.environ, HONCHO_EXPORTER_HONCHO_MAX_REQUESTS_PER_SECOND=MAX_RPS)
+        prefix = [part.replace("{tag}", tag) for part in PREFIX]
+        cmd = prefix + [RUST, "--honcho.url", fake.url, "--web.listen-address", f"127.0.0.1:{port}",
+                        "--poll.interval", interval, "--poll.timeout", timeout,
+                        "--poll.concurrency", str(concurrency), "--log.level", "info"]
     else:
         env = dict(os.environ)
         cmd = [PY, PEER, "--honcho-url", fake.url, "--listen-address", "127.0.0.1", "--port", str(port),
                "--interval", interval, "--concurrency", "4", "--page-size", "100"]
-    p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    if gated:
+        cmd = ["sh", "-c", 'read _ && exec "$@"', "sh"] + cmd
+    p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
+                         stdin=subprocess.PIPE if gated else subprocess.DEVNULL)
     p._log = log
+    if gated:
+        def go():
+            p.stdin.write(b"\n"); p.stdin.close()
+        p._go = go
     return p
 
 
-def measure_loop(kind, fake, outdir, tag, warmup, n, rust_interval, rust_timeout):
+def measure_loop(kind, fake, outdir, tag, warmup, n):
+    """The peer, polling back to back: cycles from one LIST to the next."""
     port = free_port()
-    interval = rust_interval if kind == "rust" else "0.001"
-    p = start_exporter(kind, fake, port, outdir, tag, interval, rust_timeout)
+    p = start_exporter(kind, fake, port, outdir, tag, "0.001", None)
     fake.current = p.pid
     need = warmup + n + 1
     deadline = time.monotonic() + 900
@@ -183,20 +250,121 @@ def measure_loop(kind, fake, outdir, tag, warmup, n, rust_interval, rust_timeout
            "per_cycle_wall": [ev[i + 1][0] - ev[i][0] for i in range(warmup, warmup + n)],
            "per_cycle_requests": [ev[i + 1][1] - ev[i][1] for i in range(warmup, warmup + n)],
            "vmhwm_kib": hwm, "vmrss_kib": rss}
-    if kind == "rust":  # one gzip scrape after the window: the exporter's own counters
-        body = subprocess.run(["curl", "-s", "--compressed", f"http://127.0.0.1:{port}/metrics"],
-                              capture_output=True, text=True).stdout
-        keep = re.compile(r"^honcho_exporter_(upstream_requests_total|poll_errors_total|poll_cycles_total|"
-                          r"poll_duration_seconds|series_capped_total|walk_truncated|up)\b")
-        res["self_metrics"] = [l for l in body.splitlines() if keep.match(l)]
     fake.current = None
     stop(p); p._log.close()
-    if kind == "python":
-        polls = [l for l in open(f"{outdir}/{tag}.log") if " done: " in l]
-        res["log_polls"] = [l.split(": ", 1)[1].strip() for l in polls[warmup:warmup + n]]
-    else:
-        res["log_warn_error"] = [l.strip() for l in open(f"{outdir}/{tag}.log") if re.search(r"\b(WARN|ERROR)\b", l)][:10]
+    polls = [l for l in open(f"{outdir}/{tag}.log") if " done: " in l]
+    res["log_polls"] = [l.split(": ", 1)[1].strip() for l in polls[warmup:warmup + n]]
     return res
+
+
+SELF_METRICS = re.compile(r"^honcho_exporter_(upstream_requests_total|poll_errors_total|poll_cycles_total|"
+                          r"poll_duration_seconds|series_capped_total|walk_truncated|walk_duration_seconds|up)\b")
+
+
+def check_cycle(body, w, pages):
+    """Problems with one full cycle as ours' /metrics reports it (empty: every workspace's walk
+    complete, every request answered 200, exactly once)."""
+    problems = []
+    walks = re.findall(r"^honcho_exporter_walk_duration_seconds\{[^}]*\} ", body, re.M)
+    if len(walks) != w:
+        problems.append(f"{len(walks)} of {w} walks published")
+    want = {"discovery": 1, "status": w, "work_units": w * pages}
+    for m in re.finditer(r'^honcho_exporter_upstream_requests_total\{upstream="(\w+)",code="(\w+)"\} (\S+)', body, re.M):
+        upstream, code, n = m.group(1), m.group(2), float(m.group(3))
+        if code != "200" or want.get(upstream) != n:
+            problems.append(f"{upstream} {code}: {n:g} requests (want {want.get(upstream)} x 200)")
+    return problems
+
+
+def wait_quiet(pid, after, quiet=0.5, every=0.02, limit=30.0):
+    """Returns the process's CPU once it has not changed for `quiet` s, and not before the
+    monotonic instant `after` + `quiet` (ours publishes at most every 250 ms: the last
+    publication is in by then)."""
+    deadline = time.monotonic() + limit
+    last, since = cpu_s(pid), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(every)
+        now, cpu = time.monotonic(), cpu_s(pid)
+        if cpu != last:
+            last, since = cpu, now
+        elif now - since >= quiet and now >= after + quiet:
+            return last
+    return last
+
+
+def measure_cycle(fake, outdir, tag, w, pages, concurrency, interval, timeout):
+    """Ours: one process, one full cycle (see the module doc). Returns the cycle's figures."""
+    expected = 1 + w + w * pages
+    port = free_port()
+    p = start_exporter("rust", fake, port, outdir, tag, interval, timeout, concurrency, gated=True)
+    try:
+        fake.arm(p.pid)
+        p._go()
+        deadline = time.monotonic() + 900
+        while True:
+            win = fake.window()
+            if win["responses"] >= expected:
+                break
+            if p.poll() is not None:
+                raise RuntimeError(f"{tag} exited rc={p.returncode}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{tag}: timeout, window {win}")
+            time.sleep(0.05)
+        cpu_end = wait_quiet(p.pid, win["last_t"])
+        threads_end = threads_ns(p.pid)
+        url = f"http://127.0.0.1:{port}/metrics"
+        for attempt in range(50):  # the publication is normally in already
+            with LOCAL.open(url, timeout=30) as r:
+                body = r.read().decode()
+            problems = check_cycle(body, w, pages)
+            if not problems:
+                break
+            time.sleep(0.1)
+        win = fake.window()  # again: anything sent after the cycle shows here
+        hwm = status_kib(p.pid, "VmHWM"); rss = status_kib(p.pid, "VmRSS")
+    finally:
+        stop(p); p._log.close()
+    # CPU: per-thread nanoseconds when every thread lived through the cycle, else clock ticks.
+    cpu_ticks = cpu_end - win["pid_cpu_first"]
+    cpu_ns = cpu_between(win["pid_threads_ns_first"], threads_end)
+    res = {"kind": "rust", "concurrency": concurrency,
+           "wall": win["last_t"] - win["first_t"],
+           "cpu": cpu_ns if cpu_ns is not None else cpu_ticks,
+           "cpu_ticks": cpu_ticks, "cpu_from": "threads_ns" if cpu_ns is not None else "ticks",
+           "threads": len(threads_end),
+           "startup_cpu": (sum(win["pid_threads_ns_first"].values()) / 1e9 if win["pid_threads_ns_first"]
+                           else win["pid_cpu_first"]),
+           "fake_cpu": win["fake_cpu_last"] - win["fake_cpu_first"],
+           "requests": win["requests"], "late_publication": attempt > 0,
+           "problems": problems, "vmhwm_kib": hwm, "vmrss_kib": rss,
+           "self_metrics": [l for l in body.splitlines() if SELF_METRICS.match(l) and "walk_" not in l]}
+    if win["requests"] != expected:
+        res["problems"].append(f"{win['requests']} requests at the fake, want {expected}")
+    res["log_warn_error"] = [l.strip() for l in open(f"{outdir}/{tag}.log") if re.search(r"\b(WARN|ERROR)\b", l)][:10]
+    return res
+
+
+def measure_cycles(fake, outdir, tag, w, pages, concurrency, warmup, n, interval, timeout):
+    """`warmup` + `n` single-cycle processes of ours; means over the last n."""
+    runs = [measure_cycle(fake, outdir, f"{tag}_{i}", w, pages, concurrency, interval, timeout)
+            for i in range(warmup + n)][warmup:]
+    mean = statistics.fmean
+    return {"kind": "rust", "concurrency": concurrency, "cycles": n, "warmup": warmup,
+            "wall_per_cycle": mean(r["wall"] for r in runs),
+            "cpu_per_cycle": mean(r["cpu"] for r in runs),
+            "cpu_ticks_per_cycle": mean(r["cpu_ticks"] for r in runs),
+            "cpu_from": sorted({r["cpu_from"] for r in runs}),
+            "startup_cpu": mean(r["startup_cpu"] for r in runs),
+            "fake_cpu_per_cycle": mean(r["fake_cpu"] for r in runs),
+            "requests_per_cycle": mean(r["requests"] for r in runs),
+            "per_cycle_wall": [r["wall"] for r in runs],
+            "per_cycle_cpu": [r["cpu"] for r in runs],
+            "vmhwm_kib": max(r["vmhwm_kib"] for r in runs),
+            "vmrss_kib": runs[-1]["vmrss_kib"],
+            "late_publications": sum(r["late_publication"] for r in runs),
+            "problems": [q for r in runs for q in r["problems"]][:10],
+            "self_metrics": runs[-1]["self_metrics"],
+            "log_warn_error": [l for r in runs for l in r["log_warn_error"]][:10]}
 
 
 def scrape_test(fake, outdir, scrapes):
@@ -236,28 +404,46 @@ def scrape_test(fake, outdir, scrapes):
 
 
 def summary(res):
-    """Medians over the repetitions, and the ratios the issue asks for."""
+    """Medians over the repetitions, and the ratios the issue asks for. `rust_*` without a
+    concurrency is ours at the peer's concurrency (4) when measured, else at the highest."""
     reps = res["reps"]
     med = statistics.median
-
-    def m(kind, key):
-        return med([r[kind][key] for r in reps])
-
+    concs = res["args"]["rust_concurrency"]
+    main_c = 4 if 4 in concs else max(concs)
     out = {"case": res["case"], "reps": len(reps), "cycles": res["args"]["cycles"],
            "loadavg_start": res["loadavg_start"], "loadavg_end": res.get("loadavg_end"),
-           "raw_requests": res["raw_requests"],
-           "rust_interval_s": {"100ms": 0.1, "1s": 1.0}.get(res["args"]["rust_interval"]),
-           "raw_seq_wall": med([r["raw_seq_wall"] for r in reps])}
+           "raw_requests": res["raw_requests"], "rust_method": "one process per full cycle",
+           "rust_concurrency": concs, "rust_main_concurrency": main_c,
+           "rust_max_requests_per_second": res["args"]["rust_max_rps"],
+           "raw_seq_wall": med([r["raw_seq_wall"] for r in reps]),
+           "raw_seq_curl_wall": med([r["raw_seq_curl_wall"] for r in reps])}
     if "raw_par4_wall" in reps[0]:
         out["raw_par4_wall"] = med([r["raw_par4_wall"] for r in reps])
-    for kind in ("rust", "python"):
-        for key in ("wall_per_cycle", "cpu_per_cycle", "fake_cpu_per_cycle", "requests_per_cycle", "vmhwm_kib"):
-            out[f"{kind}_{key}"] = m(kind, key)
-        out[f"{kind}_cpu_reps"] = [r[kind]["cpu_per_cycle"] for r in reps]
-    out["cpu_ratio"] = out["python_cpu_per_cycle"] / out["rust_cpu_per_cycle"]
-    out["rust_wall_over_raw_seq"] = out["rust_wall_per_cycle"] / out["raw_seq_wall"]
+        out["raw_par4_curl_wall"] = med([r["raw_par4_curl_wall"] for r in reps])
+    keys = ("wall_per_cycle", "cpu_per_cycle", "fake_cpu_per_cycle", "requests_per_cycle", "vmhwm_kib")
+    for c in concs:
+        k = f"rust_c{c}"
+        for key in keys + ("startup_cpu",):
+            out[f"{k}_{key}"] = med([r[k][key] for r in reps])
+        out[f"{k}_cpu_reps"] = [r[k]["cpu_per_cycle"] for r in reps]
+        out[f"{k}_wall_reps"] = [r[k]["wall_per_cycle"] for r in reps]
+        out[f"{k}_wall_over_raw_seq"] = out[f"{k}_wall_per_cycle"] / out["raw_seq_wall"]
+        if "raw_par4_wall" in out:
+            out[f"{k}_wall_over_raw_par4"] = out[f"{k}_wall_per_cycle"] / out["raw_par4_wall"]
+    for key in keys + ("cpu_reps", "wall_reps", "startup_cpu"):
+        out[f"rust_{key}"] = out[f"rust_c{main_c}_{key}"]
+    for key in keys:
+        out[f"python_{key}"] = med([r["python"][key] for r in reps])
+    out["python_cpu_reps"] = [r["python"]["cpu_per_cycle"] for r in reps]
+    # utime + stime count clock ticks (10 ms): a tiny case can round ours down to 0.
+    out["cpu_ratio"] = (out["python_cpu_per_cycle"] / out["rust_cpu_per_cycle"]
+                        if out["rust_cpu_per_cycle"] > 0 else None)
+    # The issue's wall targets, like for like: ours at concurrency 1 against the sequential
+    # fetch (<= 1.1), ours at 4 against 4 parallel curls (< 1).
+    if 1 in concs:
+        out["rust_wall_over_raw_seq"] = out["rust_c1_wall_over_raw_seq"]
     if "raw_par4_wall" in out:
-        out["rust_wall_over_raw_par4"] = out["rust_wall_per_cycle"] / out["raw_par4_wall"]
+        out["rust_wall_over_raw_par4"] = out[f"rust_c{main_c}_wall_over_raw_par4"]
     s = res.get("scrape")
     if s:
         for kind in ("rust", "python"):
@@ -265,9 +451,9 @@ def summary(res):
             out[f"{kind}_scrape_plain_ms"] = s[kind]["plain_median"] * 1e3
             out[f"{kind}_scrape_gzip_ms"] = s[kind]["gzip_median"] * 1e3
             out[f"{kind}_scrape_vmhwm_kib"] = s[kind]["vmhwm_kib"]
-    errors = [l for r in reps for l in r["rust"].get("self_metrics", [])
-              if ("poll_errors_total" in l and not l.rstrip().endswith(" 0")) or 'code="error"' in l]
+    errors = [f"c{c}: {q}" for r in reps for c in concs for q in r[f"rust_c{c}"]["problems"]]
     out["rust_errors"] = errors[:5]
+    out["rust_late_publications"] = sum(r[f"rust_c{c}"]["late_publications"] for r in reps for c in concs)
     return out
 
 
@@ -284,31 +470,36 @@ def find_peer_dir(given):
 
 
 def main():
-    global PY, RUST, PREFIX, PEER_DIR, PEER, encode_cursor, workspace_name
+    global PY, RUST, PREFIX, MAX_RPS, PEER_DIR, PEER, encode_cursor, workspace_name
     ap = argparse.ArgumentParser()
     ap.add_argument("w", type=int); ap.add_argument("u", type=int)
     ap.add_argument("--peer-dir", default=None, help="the peer's directory (exporter.py, fake_honcho.py)")
     ap.add_argument("--python", default=sys.executable, help="a Python with prometheus-client and httpx")
     ap.add_argument("--exporter", default=RUST)
     ap.add_argument("--exporter-prefix", default="",
-                    help="command wrapping the exporter, e.g. 'perf record -g -o perf.data --' (profiling; "
-                         "CPU figures are then the wrapper's)")
+                    help="command wrapping ours, e.g. 'perf record -g -o perf-{tag}.data --' ({tag}: the "
+                         "run's name; ours runs one process per cycle). CPU figures are then the wrapper's")
     ap.add_argument("--only", choices=("rust", "python"), default=None, help="measure one exporter only")
+    ap.add_argument("--rust-concurrency", default="1,4",
+                    help="ours' --poll.concurrency values, each measured (default 1,4; the peer uses 4)")
+    ap.add_argument("--rust-max-rps", default="100000",
+                    help="ours' honcho.max_requests_per_second (raised: the limiter is not what is measured)")
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--cycles", type=int, default=5)
-    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--cycles", type=int, default=5, help="cycles measured per repetition (ours: processes)")
+    ap.add_argument("--warmup", type=int, default=1, help="cycles run first and not counted")
     ap.add_argument("--scrapes", type=int, default=20)
-    # Ours polls back to back when a cycle outlasts its interval. Its per-request budget
-    # (poll.timeout) must stay below the interval: 95 ms is too short for the fake under load at
-    # the larger cases (timeouts drop pages), so cases of >= 100 k units use 1 s / 900 ms.
-    ap.add_argument("--rust-interval", default=None, help="default: 100ms, or 1s from 100 k units")
-    ap.add_argument("--rust-timeout", default=None, help="default: 95ms, or 900ms from 100 k units")
+    # Ours runs one round per process: the interval only has to outlast a full cycle.
+    ap.add_argument("--rust-interval", default="10m", help="ours' --poll.interval (longer than a cycle)")
+    ap.add_argument("--rust-timeout", default="10s", help="ours' --poll.timeout (per request)")
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
-    PY, RUST, PREFIX = a.python, a.exporter, a.exporter_prefix.split()
-    large = a.w * a.u >= 100_000
-    a.rust_interval = a.rust_interval or ("1s" if large else "100ms")
-    a.rust_timeout = a.rust_timeout or ("900ms" if large else "95ms")
+    PY, RUST, PREFIX, MAX_RPS = a.python, a.exporter, a.exporter_prefix.split(), a.rust_max_rps
+    try:
+        a.rust_concurrency = sorted({int(c) for c in a.rust_concurrency.split(",")})
+    except ValueError:
+        ap.error(f"--rust-concurrency: expected numbers separated by commas, got {a.rust_concurrency!r}")
+    if not a.rust_concurrency or min(a.rust_concurrency) < 1:
+        ap.error("--rust-concurrency: each value must be at least 1")
     PEER_DIR = find_peer_dir(a.peer_dir)
     PEER = os.path.join(PEER_DIR, "exporter.py")
     sys.path.insert(0, PEER_DIR)
@@ -316,6 +507,7 @@ def main():
     encode_cursor, workspace_name = fake_honcho.encode_cursor, fake_honcho.workspace_name
     outdir = a.out or os.path.join("target", "bench", "pair", f"{a.w}x{a.u}")
     os.makedirs(outdir, exist_ok=True)
+    pages = max(1, -(-a.u // 100))
     res = {"case": f"{a.w}x{a.u}", "args": vars(a), "loadavg_start": open("/proc/loadavg").read().strip()}
     t0 = time.monotonic()
     fake = Fake(a.w, a.u, outdir)
@@ -323,29 +515,40 @@ def main():
     try:
         seq = f"{outdir}/raw_seq.curl"
         res["raw_requests"] = raw_fetch_config(fake, a.w, a.u, seq)
-        par = []
-        if a.w >= 4:
+        par, par_requests = [], 0
+        if a.w >= 4:  # the workspaces round robin over 4 curls (no list request)
             for k in range(4):
                 path = f"{outdir}/raw_par{k}.curl"
-                raw_fetch_config(fake, a.w, a.u, path, workspaces=range(k, a.w, 4))
+                par_requests += raw_fetch_config(fake, a.w, a.u, path, workspaces=range(k, a.w, 4))
                 par.append(path)
-        raw_fetch(fake, [seq])  # warm the fake once
+        raw_fetch(fake, [seq], res["raw_requests"])  # warm the fake once
         res["reps"] = []
         for rep in range(a.reps):
             order = ("rust", "python") if rep % 2 == 0 else ("python", "rust")
             if a.only:
                 order = (a.only,)
             r = {"order": order, "loadavg": open("/proc/loadavg").read().strip()}
-            r["raw_seq_wall"], r["raw_seq_fake_cpu"] = raw_fetch(fake, [seq])
+            r["raw_seq_wall"], r["raw_seq_curl_wall"], r["raw_seq_fake_cpu"] = raw_fetch(fake, [seq], res["raw_requests"])
             if par:
-                r["raw_par4_wall"], r["raw_par4_fake_cpu"] = raw_fetch(fake, par)
+                r["raw_par4_wall"], r["raw_par4_curl_wall"], r["raw_par4_fake_cpu"] = raw_fetch(fake, par, par_requests)
+            print(f"rep {rep} raw seq {r['raw_seq_wall']:.4f}s (curl {r['raw_seq_curl_wall']:.4f}s) "
+                  f"par4 {r.get('raw_par4_wall')} load {r['loadavg']}", flush=True)
             for kind in order:
-                r[kind] = measure_loop(kind, fake, outdir, f"loop_{kind}_{rep}", a.warmup, a.cycles,
-                                       a.rust_interval, a.rust_timeout)
-                print(f"rep {rep} {kind}: wall {r[kind]['wall_per_cycle']:.4f}s cpu {r[kind]['cpu_per_cycle']:.4f}s "
-                      f"fake {r[kind]['fake_cpu_per_cycle']:.4f}s req {r[kind]['requests_per_cycle']:.1f} "
-                      f"hwm {r[kind]['vmhwm_kib']/1024:.1f}MiB", flush=True)
-            print(f"rep {rep} raw seq {r['raw_seq_wall']:.4f}s par4 {r.get('raw_par4_wall')}", flush=True)
+                if kind == "python":
+                    r[kind] = measure_loop(kind, fake, outdir, f"loop_{kind}_{rep}", a.warmup, a.cycles)
+                    q = r[kind]
+                    print(f"rep {rep} python: wall {q['wall_per_cycle']:.4f}s cpu {q['cpu_per_cycle']:.4f}s "
+                          f"fake {q['fake_cpu_per_cycle']:.4f}s req {q['requests_per_cycle']:.1f} "
+                          f"hwm {q['vmhwm_kib']/1024:.1f}MiB", flush=True)
+                    continue
+                for c in a.rust_concurrency:
+                    q = r[f"rust_c{c}"] = measure_cycles(fake, outdir, f"cycle_rust_c{c}_{rep}", a.w, pages, c,
+                                                         a.warmup, a.cycles, a.rust_interval, a.rust_timeout)
+                    print(f"rep {rep} rust c{c}: wall {q['wall_per_cycle']:.4f}s cpu {q['cpu_per_cycle']:.4f}s "
+                          f"(ticks {q['cpu_ticks_per_cycle']:.4f}s, start-up {q['startup_cpu']:.4f}s) fake {q['fake_cpu_per_cycle']:.4f}s "
+                          f"req {q['requests_per_cycle']:.1f} hwm {q['vmhwm_kib']/1024:.1f}MiB "
+                          f"load {open('/proc/loadavg').read().split()[0]}"
+                          + (f" PROBLEMS {q['problems']}" if q["problems"] else ""), flush=True)
             res["reps"].append(r)
         if a.scrapes and not a.only:
             res["scrape"] = scrape_test(fake, outdir, a.scrapes)

@@ -20,8 +20,10 @@
 #              httpx; kept outside this repository in ../shared/peers/python_exporter, or
 #              $HONCHO_PEER_DIR): scripts/bench/bench_pair.py polls the peer's own fake Honcho with
 #              both exporters, interleaved, 3 repetitions, at 10 x 10,000 and 50 x 20,000 work units
-#              (quick: 1 x 1,000 and 10 x 10,000, 1 repetition): CPU per poll cycle (utime + stime),
-#              cycle wall against a raw curl fetch of the same pages, peak RSS, /metrics latency.
+#              (quick: 1 x 1,000 and 10 x 10,000, 1 repetition): CPU per full poll cycle (utime +
+#              stime; ours one process per cycle, at --poll.concurrency 1 and 4), cycle wall
+#              against a raw curl fetch of the same pages (sequential / 4 in parallel), peak RSS,
+#              /metrics latency.
 #              Installs httpx + prometheus-client into target/bench/peer-venv when missing.
 #              Skipped with a note when the peer directory is absent.
 #   criterion  cargo bench --bench walk_aggregate (parse+aggregate target >= 1 M units/s/core)

@@ -195,7 +195,12 @@ def raw_fetch(fake, cfgs, expected):
     rcs = [p.wait() for p in procs]
     t1, c1 = time.monotonic(), cpu_s(fake.pid)
     assert all(rc == 0 for rc in rcs), rcs
-    win = fake.window()
+    deadline = time.monotonic() + 10
+    while True:  # curl may have read the last response before the fake's thread stamped it
+        win = fake.window()
+        if win["responses"] >= expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
     assert win["responses"] == expected, (win, expected)
     return win["last_t"] - win["first_t"], t1 - t0, c1 - c0
 
@@ -344,12 +349,30 @@ def measure_cycle(fake, outdir, tag, w, pages, concurrency, interval, timeout):
     return res
 
 
-def measure_cycles(fake, outdir, tag, w, pages, concurrency, warmup, n, interval, timeout):
-    """`warmup` + `n` single-cycle processes of ours; means over the last n."""
-    runs = [measure_cycle(fake, outdir, f"{tag}_{i}", w, pages, concurrency, interval, timeout)
-            for i in range(warmup + n)][warmup:]
+def measure_rust(fake, outdir, rep, w, pages, concs, warmup, n, interval, timeout, raw):
+    """Ours, interleaved with the raw fetches so both see the same load: `warmup` + `n` rounds
+    of [each raw fetch, then one single-cycle process of ours per concurrency]; means over the
+    last n rounds. raw: [(name, curl configs, expected requests)]."""
+    rounds = []
+    for i in range(warmup + n):
+        one = {}
+        for name, cfgs, expected in raw:
+            one[name], one[name + "_curl"], one[name + "_fake_cpu"] = raw_fetch(fake, cfgs, expected)
+        for c in concs:
+            one[c] = measure_cycle(fake, outdir, f"cycle_rust_c{c}_{rep}_{i}", w, pages, c, interval, timeout)
+        rounds.append(one)
+    rounds = rounds[warmup:]
     mean = statistics.fmean
-    return {"kind": "rust", "concurrency": concurrency, "cycles": n, "warmup": warmup,
+    out = {}
+    for name, _, _ in raw:
+        out[f"{name}_wall"] = mean(r[name] for r in rounds)
+        out[f"{name}_curl_wall"] = mean(r[name + "_curl"] for r in rounds)
+        out[f"{name}_fake_cpu"] = mean(r[name + "_fake_cpu"] for r in rounds)
+        out[f"{name}_walls"] = [r[name] for r in rounds]
+    for c in concs:
+        runs = [r[c] for r in rounds]
+        out[f"rust_c{c}"] = {
+            "kind": "rust", "concurrency": c, "cycles": n, "warmup": warmup,
             "wall_per_cycle": mean(r["wall"] for r in runs),
             "cpu_per_cycle": mean(r["cpu"] for r in runs),
             "cpu_ticks_per_cycle": mean(r["cpu_ticks"] for r in runs),
@@ -365,6 +388,7 @@ def measure_cycles(fake, outdir, tag, w, pages, concurrency, warmup, n, interval
             "problems": [q for r in runs for q in r["problems"]][:10],
             "self_metrics": runs[-1]["self_metrics"],
             "log_warn_error": [l for r in runs for l in r["log_warn_error"]][:10]}
+    return out
 
 
 def scrape_test(fake, outdir, scrapes):
@@ -404,7 +428,8 @@ def scrape_test(fake, outdir, scrapes):
 
 
 def summary(res):
-    """Medians over the repetitions, and the ratios the issue asks for. `rust_*` without a
+    """Medians over the repetitions, and the ratios the issue asks for (wall ratios: the median of
+    each repetition's ratio). `rust_*` without a
     concurrency is ours at the peer's concurrency (4) when measured, else at the highest."""
     reps = res["reps"]
     med = statistics.median
@@ -427,9 +452,12 @@ def summary(res):
             out[f"{k}_{key}"] = med([r[k][key] for r in reps])
         out[f"{k}_cpu_reps"] = [r[k]["cpu_per_cycle"] for r in reps]
         out[f"{k}_wall_reps"] = [r[k]["wall_per_cycle"] for r in reps]
-        out[f"{k}_wall_over_raw_seq"] = out[f"{k}_wall_per_cycle"] / out["raw_seq_wall"]
-        if "raw_par4_wall" in out:
-            out[f"{k}_wall_over_raw_par4"] = out[f"{k}_wall_per_cycle"] / out["raw_par4_wall"]
+        # Ratios per repetition (ours and the raw fetch interleaved, same load), then the median.
+        for raw in ("raw_seq", "raw_par4"):
+            if f"{raw}_wall" in out:
+                ratios = [r[k]["wall_per_cycle"] / r[f"{raw}_wall"] for r in reps]
+                out[f"{k}_wall_over_{raw}"] = med(ratios)
+                out[f"{k}_wall_over_{raw}_reps"] = ratios
     for key in keys + ("cpu_reps", "wall_reps", "startup_cpu"):
         out[f"rust_{key}"] = out[f"rust_c{main_c}_{key}"]
     for key in keys:
@@ -522,28 +550,28 @@ def main():
                 par_requests += raw_fetch_config(fake, a.w, a.u, path, workspaces=range(k, a.w, 4))
                 par.append(path)
         raw_fetch(fake, [seq], res["raw_requests"])  # warm the fake once
+        raw = [("raw_seq", [seq], res["raw_requests"])] + ([("raw_par4", par, par_requests)] if par else [])
         res["reps"] = []
         for rep in range(a.reps):
             order = ("rust", "python") if rep % 2 == 0 else ("python", "rust")
             if a.only:
                 order = (a.only,)
             r = {"order": order, "loadavg": open("/proc/loadavg").read().strip()}
-            r["raw_seq_wall"], r["raw_seq_curl_wall"], r["raw_seq_fake_cpu"] = raw_fetch(fake, [seq], res["raw_requests"])
-            if par:
-                r["raw_par4_wall"], r["raw_par4_curl_wall"], r["raw_par4_fake_cpu"] = raw_fetch(fake, par, par_requests)
-            print(f"rep {rep} raw seq {r['raw_seq_wall']:.4f}s (curl {r['raw_seq_curl_wall']:.4f}s) "
-                  f"par4 {r.get('raw_par4_wall')} load {r['loadavg']}", flush=True)
             for kind in order:
                 if kind == "python":
                     r[kind] = measure_loop(kind, fake, outdir, f"loop_{kind}_{rep}", a.warmup, a.cycles)
                     q = r[kind]
                     print(f"rep {rep} python: wall {q['wall_per_cycle']:.4f}s cpu {q['cpu_per_cycle']:.4f}s "
                           f"fake {q['fake_cpu_per_cycle']:.4f}s req {q['requests_per_cycle']:.1f} "
-                          f"hwm {q['vmhwm_kib']/1024:.1f}MiB", flush=True)
+                          f"hwm {q['vmhwm_kib']/1024:.1f}MiB load {open('/proc/loadavg').read().split()[0]}", flush=True)
                     continue
+                r.update(measure_rust(fake, outdir, rep, a.w, pages, a.rust_concurrency, a.warmup, a.cycles,
+                                      a.rust_interval, a.rust_timeout, raw))
+                print(f"rep {rep} raw seq {r['raw_seq_wall']:.4f}s (curl {r['raw_seq_curl_wall']:.4f}s)"
+                      + (f" par4 {r['raw_par4_wall']:.4f}s (curl {r['raw_par4_curl_wall']:.4f}s)" if par else ""),
+                      flush=True)
                 for c in a.rust_concurrency:
-                    q = r[f"rust_c{c}"] = measure_cycles(fake, outdir, f"cycle_rust_c{c}_{rep}", a.w, pages, c,
-                                                         a.warmup, a.cycles, a.rust_interval, a.rust_timeout)
+                    q = r[f"rust_c{c}"]
                     print(f"rep {rep} rust c{c}: wall {q['wall_per_cycle']:.4f}s cpu {q['cpu_per_cycle']:.4f}s "
                           f"(ticks {q['cpu_ticks_per_cycle']:.4f}s, start-up {q['startup_cpu']:.4f}s) fake {q['fake_cpu_per_cycle']:.4f}s "
                           f"req {q['requests_per_cycle']:.1f} hwm {q['vmhwm_kib']/1024:.1f}MiB "

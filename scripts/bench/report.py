@@ -122,28 +122,37 @@ def summary_rows(values):
                 )
             )
     for key, peer in peer_results(values):
+        ratio = peer["cpu_ratio"]
+        main_c = peer.get("rust_main_concurrency", 4)
         rows.append(
             (
-                f"CPU per poll cycle against the hand-written peer, {peer['case']}",
+                f"CPU per poll cycle against the hand-written peer, {peer['case']} (ours at --poll.concurrency {main_c}, as the peer)",
                 f"≥ {TARGET_PEER_CPU_RATIO}× below the peer",
-                f"{peer['cpu_ratio']:.1f}× ({peer['python_cpu_per_cycle']:.3f} s / {peer['rust_cpu_per_cycle']:.4f} s)",
-                verdict(peer["cpu_ratio"] >= TARGET_PEER_CPU_RATIO),
+                (f"{ratio:.1f}×" if ratio else "ours below the CPU clock's 10 ms resolution")
+                + f" ({peer['python_cpu_per_cycle']:.3f} s / {peer['rust_cpu_per_cycle']:.4f} s)",
+                verdict(ratio is not None and ratio >= TARGET_PEER_CPU_RATIO),
             )
         )
-        wall = peer["rust_wall_over_raw_seq"]
-        par = peer.get("rust_wall_over_raw_par4")
-        interval = peer.get("rust_interval_s")
-        # A cycle shorter than ours' poll interval is timed as the interval: no verdict then.
-        interval_bound = interval is not None and peer["rust_wall_per_cycle"] <= 1.05 * interval
-        rows.append(
-            (
-                f"poll cycle wall / raw sequential fetch of the same pages, {peer['case']}",
-                f"≤ {TARGET_WALL_OVER_RAW} (and < 1 against 4 parallel curls' fetch)",
-                f"{wall:.2f}" + (f" (4 parallel curls: {par:.2f})" if par else "")
-                + (f" (cycle shorter than the {interval:g} s poll interval: not comparable)" if interval_bound else ""),
-                "" if interval_bound else verdict(wall <= TARGET_WALL_OVER_RAW),
+        if "rust_c1_wall_over_raw_seq" in peer:
+            wall = peer["rust_c1_wall_over_raw_seq"]
+            rows.append(
+                (
+                    f"poll cycle wall at --poll.concurrency 1 / raw sequential fetch of the same pages, {peer['case']}",
+                    f"≤ {TARGET_WALL_OVER_RAW}",
+                    f"{wall:.2f} ({peer['rust_c1_wall_per_cycle']:.3f} s / {peer['raw_seq_wall']:.3f} s)",
+                    verdict(wall <= TARGET_WALL_OVER_RAW),
+                )
             )
-        )
+        if "rust_wall_over_raw_par4" in peer:
+            par = peer["rust_wall_over_raw_par4"]
+            rows.append(
+                (
+                    f"poll cycle wall at --poll.concurrency {main_c} / 4 parallel curls' fetch, {peer['case']}",
+                    "< 1",
+                    f"{par:.2f} ({peer['rust_wall_per_cycle']:.3f} s / {peer['raw_par4_wall']:.3f} s)",
+                    verdict(par < 1),
+                )
+            )
     return rows
 
 
@@ -164,24 +173,32 @@ def peer_section(values):
         return []
     rows = []
     for _, r in results:
+        w, u = (int(n) for n in r["case"].split("x"))
+        concs = r.get("rust_concurrency", [])
+        c1 = 1 in concs
+        par = "raw_par4_wall" in r
         rows.append(
             (
                 r["case"],
                 f"{r['rust_cpu_per_cycle'] * 1e3:.1f} ms ({' / '.join(f'{x * 1e3:.1f}' for x in r['rust_cpu_reps'])})",
+                f"{r['rust_c1_cpu_per_cycle'] * 1e3:.1f} ms" if c1 else "",
                 f"{r['python_cpu_per_cycle']:.2f} s",
-                f"**{r['cpu_ratio']:.1f}×**",
-                f"{r['rust_cpu_per_cycle'] / (int(r['case'].split('x')[0]) * int(r['case'].split('x')[1])) * 1e6:.2f} µs",
-                f"{r['rust_wall_per_cycle']:.3f} s",
+                f"**{r['cpu_ratio']:.1f}×**" if r["cpu_ratio"] else "—",
+                f"{r['rust_cpu_per_cycle'] / (w * u) * 1e6:.2f} µs",
+                (f"{r['rust_c1_wall_per_cycle']:.3f} s / " if c1 else "") + f"{r['rust_wall_per_cycle']:.3f} s",
                 f"{r['python_wall_per_cycle']:.3f} s",
-                f"{r['raw_seq_wall']:.3f} s" + (f" / {r['raw_par4_wall']:.3f} s" if "raw_par4_wall" in r else ""),
-                f"{r['rust_wall_over_raw_seq']:.2f}" + (f" / {r['rust_wall_over_raw_par4']:.2f}" if "rust_wall_over_raw_par4" in r else ""),
+                f"{r['raw_seq_wall']:.3f} s" + (f" / {r['raw_par4_wall']:.3f} s" if par else ""),
+                f"{r['rust_c1_wall_over_raw_seq']:.2f}" if c1 else "",
+                f"{r['rust_wall_over_raw_par4']:.2f}" if par else "",
                 f"{r['rust_vmhwm_kib'] / 1024:.1f} / {r['python_vmhwm_kib'] / 1024:.0f}",
                 f"{int(r['rust_requests_per_cycle']):,}",
                 (f"{r['rust_scrape_gzip_ms']:.2f} / {r['python_scrape_gzip_ms']:.0f}" if "rust_scrape_gzip_ms" in r else ""),
-                r["loadavg_start"].split()[0],
+                f"{r['loadavg_start'].split()[0]} → {(r.get('loadavg_end') or '?').split()[0]}",
             )
         )
     errors = [f"{r['case']}: {'; '.join(r['rust_errors'])}" for _, r in results if r.get("rust_errors")]
+    main_c = results[0][1].get("rust_main_concurrency", 4)
+    cycles = results[0][1].get("cycles", 5)
     return [
         "### Against a hand-written peer",
         "",
@@ -189,26 +206,36 @@ def peer_section(values):
         "operator writes by hand (Python, prometheus_client + httpx, 4 workspaces in parallel; "
         f"`{values.get('peer_dir', '../shared/peers/python_exporter')}`, outside this repository; "
         f"{values.get('peer_python', '')}). Both poll the peer's own fake Honcho (page size 100, "
-        "sessions = units / 20) back to back, one after the other, in alternating order per "
-        "repetition; a cycle runs from one `POST /v3/workspaces/list` to the next, CPU is the "
-        "exporter's utime + stime over the same instants (so under load it is still the "
-        "exporter's own work). Ours runs with `--poll.concurrency 4` and the rate limit raised. "
-        "\"raw fetch\": curl fetching exactly the same pages over one keep-alive connection "
-        "(sequential), and 4 curls in parallel. Medians over the repetitions (each the mean of 5 "
-        "cycles after 1 warm-up); per-repetition CPU in brackets. /metrics: both exporters idle, "
-        "alternate scrapes with `curl --compressed`.",
+        "sessions = units / 20), one after the other, in alternating order per repetition. A "
+        "cycle is discovery, every workspace's status and every workspace's full work-units walk. "
+        "The peer polls back to back (its cycle waits for every walk): a cycle runs from one "
+        "`POST /v3/workspaces/list` to the next. Ours runs its jobs on their own schedule, so "
+        "each of its cycles is one process started with `--poll.interval 10m` (exactly one round "
+        "after start-up) and the rate limit raised, at `--poll.concurrency 1` and "
+        f"{main_c}: from the fake's first request to its last response; its CPU from just before "
+        "the first request (start-up excluded) until it has gone quiet after publishing the last "
+        "walk, which its `/metrics` then confirms (every walk published, every request a 200). "
+        "CPU is utime + stime (ours: per-thread nanoseconds), so under load it is still the "
+        "exporter's own work. \"raw fetch\": curl fetching exactly the same pages over one "
+        "keep-alive connection (sequential), and 4 curls in parallel, timed like ours at the "
+        "fake and run alternately with ours' cycles (same load; wall ratios are the median of "
+        f"each repetition's ratio). Medians over the repetitions (each the mean of {cycles} "
+        "cycles after a warm-up); per-repetition CPU in brackets. \"ours\" alone is ours at concurrency {main_c}, as the "
+        "peer. /metrics: both exporters idle, alternate scrapes with `curl --compressed`.",
         "",
         table(
             [
                 "workspaces × units",
-                "CPU/cycle, ours",
+                f"CPU/cycle, ours (c{main_c})",
+                "CPU/cycle, ours c1",
                 "CPU/cycle, peer",
                 "peer / ours",
                 "ours per unit",
-                "cycle wall, ours",
+                f"cycle wall, ours c1 / c{main_c}",
                 "cycle wall, peer",
                 "raw fetch seq / 4 parallel",
-                "ours / raw (seq / 4 par)",
+                "ours c1 / raw seq",
+                f"ours c{main_c} / raw 4 par",
                 "peak RSS MiB ours / peer",
                 "requests/cycle",
                 "/metrics gzip ms ours / peer",

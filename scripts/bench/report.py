@@ -188,8 +188,9 @@ def peer_section(values):
                 (f"{r['rust_c1_wall_per_cycle']:.3f} s / " if c1 else "") + f"{r['rust_wall_per_cycle']:.3f} s",
                 f"{r['python_wall_per_cycle']:.3f} s",
                 f"{r['raw_seq_wall']:.3f} s" + (f" / {r['raw_par4_wall']:.3f} s" if par else ""),
-                f"{r['rust_c1_wall_over_raw_seq']:.2f}" if c1 else "",
-                f"{r['rust_wall_over_raw_par4']:.2f}" if par else "",
+                (f"{r['rust_c1_wall_over_raw_seq']:.2f}" + fastest(r, "rust_c1_wall_min_over_raw_seq_min")) if c1 else "",
+                (f"{r['rust_wall_over_raw_par4']:.2f}" + fastest(r, f"rust_c{r.get('rust_main_concurrency', 4)}_wall_min_over_raw_par4_min"))
+                if par else "",
                 f"{r['rust_vmhwm_kib'] / 1024:.1f} / {r['python_vmhwm_kib'] / 1024:.0f}",
                 f"{int(r['rust_requests_per_cycle']):,}",
                 (f"{r['rust_scrape_gzip_ms']:.2f} / {r['python_scrape_gzip_ms']:.0f}" if "rust_scrape_gzip_ms" in r else ""),
@@ -219,7 +220,7 @@ def peer_section(values):
         "exporter's own work. \"raw fetch\": curl fetching exactly the same pages over one "
         "keep-alive connection (sequential), and 4 curls in parallel, timed like ours at the "
         "fake and run alternately with ours' cycles (same load; wall ratios are the median of "
-        f"each repetition's ratio). Medians over the repetitions (each the mean of {cycles} "
+        f"each repetition's ratio; \"fastest\": the fastest cycle of each, the least disturbed by other load). Medians over the repetitions (each the mean of {cycles} "
         "cycles after a warm-up); per-repetition CPU in brackets. \"ours\" alone is ours at concurrency {main_c}, as the "
         "peer. /metrics: both exporters idle, alternate scrapes with `curl --compressed`.",
         "",
@@ -245,6 +246,11 @@ def peer_section(values):
         ),
         "",
     ] + ([f"Upstream errors seen by ours: {'; '.join(errors)}", ""] if errors else [])
+
+
+def fastest(result, key):
+    """ " (fastest: x)" when the summary has the ratio of the fastest cycles."""
+    return f" (fastest: {result[key]:.2f})" if key in result else ""
 
 
 def table(header, rows):

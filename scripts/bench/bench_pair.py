@@ -92,6 +92,16 @@ def stop(proc, grace=15):
             proc.kill(); proc.wait()
 
 
+def stop_group(proc, grace=15):
+    """stop(proc), then SIGTERM to what is left of the process group it leads (started here with
+    start_new_session: only processes started by it), e.g. the exporter under a wrapper."""
+    stop(proc, grace)
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def curl(url, compressed=False, out="/dev/null", timeout=120):
     cmd = ["curl", "-s", "--max-time", str(timeout), "-o", out, "-w", "%{time_total} %{size_download} %{http_code}"]
     if compressed:
@@ -187,13 +197,13 @@ def raw_fetch_config(fake, w, u, path, workspaces=None):
 def raw_fetch(fake, cfgs, expected):
     """Runs one curl per config concurrently (1 config = sequential). Returns the wall time from
     the fake's first request to its last response (as ours is timed), curl's own wall time
-    (process start to exit), and the fake's CPU."""
+    (process start to exit), and the fake's CPU over the window (as for ours)."""
     fake.current = None
     fake.arm()
-    c0, t0 = cpu_s(fake.pid), time.monotonic()
+    t0 = time.monotonic()
     procs = [subprocess.Popen(["curl", "-s", "--fail", "-K", c], stdout=subprocess.DEVNULL) for c in cfgs]
     rcs = [p.wait() for p in procs]
-    t1, c1 = time.monotonic(), cpu_s(fake.pid)
+    t1 = time.monotonic()
     assert all(rc == 0 for rc in rcs), rcs
     deadline = time.monotonic() + 10
     while True:  # curl may have read the last response before the fake's thread stamped it
@@ -202,7 +212,7 @@ def raw_fetch(fake, cfgs, expected):
             break
         time.sleep(0.01)
     assert win["responses"] == expected, (win, expected)
-    return win["last_t"] - win["first_t"], t1 - t0, c1 - c0
+    return win["last_t"] - win["first_t"], t1 - t0, win["fake_cpu_last"] - win["fake_cpu_first"]
 
 
 def start_exporter(kind, fake, port, outdir, tag, interval, timeout, concurrency=4, gated=False):
@@ -221,8 +231,10 @@ def start_exporter(kind, fake, port, outdir, tag, interval, timeout, concurrency
                "--interval", interval, "--concurrency", "4", "--page-size", "100"]
     if gated:
         cmd = ["sh", "-c", 'read _ && exec "$@"', "sh"] + cmd
+    # Ours in its own process group: a wrapper that exits on SIGTERM without its child (strace)
+    # leaves nothing behind, see stop_group().
     p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                         stdin=subprocess.PIPE if gated else subprocess.DEVNULL)
+                         stdin=subprocess.PIPE if gated else subprocess.DEVNULL, start_new_session=(kind == "rust"))
     p._log = log
     if gated:
         def go():
@@ -328,7 +340,7 @@ def measure_cycle(fake, outdir, tag, w, pages, concurrency, interval, timeout):
         win = fake.window()  # again: anything sent after the cycle shows here
         hwm = status_kib(p.pid, "VmHWM"); rss = status_kib(p.pid, "VmRSS")
     finally:
-        stop(p); p._log.close()
+        stop_group(p); p._log.close()
     # CPU: per-thread nanoseconds when every thread lived through the cycle, else clock ticks.
     cpu_ticks = cpu_end - win["pid_cpu_first"]
     cpu_ns = cpu_between(win["pid_threads_ns_first"], threads_end)
@@ -396,34 +408,36 @@ def scrape_test(fake, outdir, scrapes):
     pr, pp = free_port(), free_port()
     r = start_exporter("rust", fake, pr, outdir, "idle_rust", "1h", "10s")
     p = start_exporter("python", fake, pp, outdir, "idle_python", "3600", None)
-    ur, up_ = f"http://127.0.0.1:{pr}", f"http://127.0.0.1:{pp}"
-    wait_http(ur + "/metrics", lambda b: re.search(r"^honcho_exporter_poll_cycles_total [1-9]", b, re.M), 1200, 0.5)
-    deadline = time.monotonic() + 1200
-    while not any(" done: " in l for l in open(f"{outdir}/idle_python.log")):
-        if time.monotonic() > deadline:
-            raise RuntimeError("python idle: no first poll")
-        time.sleep(0.5)
-    time.sleep(1)
-    out = {}
-    for kind, url in (("rust", ur), ("python", up_)):
-        t, size, code = curl(url + "/metrics", out=f"{outdir}/body_{kind}.txt")
-        with open(f"{outdir}/body_{kind}.txt") as f:
-            samples = sum(1 for l in f if l.strip() and not l.startswith("#"))
-        out[kind] = {"series": samples, "body_bytes": size, "plain": [], "gzip": [], "gzip_bytes": None}
-    for mode in ("plain", "gzip"):
-        for _ in range(scrapes):
-            for kind, url in (("rust", ur), ("python", up_)):
-                t, size, code = curl(url + "/metrics", compressed=(mode == "gzip"))
-                assert code == "200", (kind, code)
-                out[kind][mode].append(t)
-                if mode == "gzip":
-                    out[kind]["gzip_bytes"] = size
-    out["rust"]["vmhwm_kib"] = status_kib(r.pid, "VmHWM"); out["rust"]["vmrss_kib"] = status_kib(r.pid, "VmRSS")
-    out["python"]["vmhwm_kib"] = status_kib(p.pid, "VmHWM"); out["python"]["vmrss_kib"] = status_kib(p.pid, "VmRSS")
-    for k in ("rust", "python"):
-        out[k]["plain_median"] = statistics.median(out[k]["plain"])
-        out[k]["gzip_median"] = statistics.median(out[k]["gzip"])
-    stop(r); r._log.close(); stop(p); p._log.close()
+    try:
+        ur, up_ = f"http://127.0.0.1:{pr}", f"http://127.0.0.1:{pp}"
+        wait_http(ur + "/metrics", lambda b: re.search(r"^honcho_exporter_poll_cycles_total [1-9]", b, re.M), 1200, 0.5)
+        deadline = time.monotonic() + 1200
+        while not any(" done: " in l for l in open(f"{outdir}/idle_python.log")):
+            if time.monotonic() > deadline:
+                raise RuntimeError("python idle: no first poll")
+            time.sleep(0.5)
+        time.sleep(1)
+        out = {}
+        for kind, url in (("rust", ur), ("python", up_)):
+            t, size, code = curl(url + "/metrics", out=f"{outdir}/body_{kind}.txt")
+            with open(f"{outdir}/body_{kind}.txt") as f:
+                samples = sum(1 for l in f if l.strip() and not l.startswith("#"))
+            out[kind] = {"series": samples, "body_bytes": size, "plain": [], "gzip": [], "gzip_bytes": None}
+        for mode in ("plain", "gzip"):
+            for _ in range(scrapes):
+                for kind, url in (("rust", ur), ("python", up_)):
+                    t, size, code = curl(url + "/metrics", compressed=(mode == "gzip"))
+                    assert code == "200", (kind, code)
+                    out[kind][mode].append(t)
+                    if mode == "gzip":
+                        out[kind]["gzip_bytes"] = size
+        out["rust"]["vmhwm_kib"] = status_kib(r.pid, "VmHWM"); out["rust"]["vmrss_kib"] = status_kib(r.pid, "VmRSS")
+        out["python"]["vmhwm_kib"] = status_kib(p.pid, "VmHWM"); out["python"]["vmrss_kib"] = status_kib(p.pid, "VmRSS")
+        for k in ("rust", "python"):
+            out[k]["plain_median"] = statistics.median(out[k]["plain"])
+            out[k]["gzip_median"] = statistics.median(out[k]["gzip"])
+    finally:
+        stop_group(r); r._log.close(); stop(p); p._log.close()
     return out
 
 
@@ -441,10 +455,12 @@ def summary(res):
            "rust_concurrency": concs, "rust_main_concurrency": main_c,
            "rust_max_requests_per_second": res["args"]["rust_max_rps"],
            "raw_seq_wall": med([r["raw_seq_wall"] for r in reps]),
-           "raw_seq_curl_wall": med([r["raw_seq_curl_wall"] for r in reps])}
+           "raw_seq_curl_wall": med([r["raw_seq_curl_wall"] for r in reps]),
+           "raw_seq_fake_cpu": med([r["raw_seq_fake_cpu"] for r in reps])}
     if "raw_par4_wall" in reps[0]:
         out["raw_par4_wall"] = med([r["raw_par4_wall"] for r in reps])
         out["raw_par4_curl_wall"] = med([r["raw_par4_curl_wall"] for r in reps])
+        out["raw_par4_fake_cpu"] = med([r["raw_par4_fake_cpu"] for r in reps])
     # Under load the fastest of all cycles is the least disturbed one: minima as well.
     for raw in ("raw_seq", "raw_par4"):
         if f"{raw}_walls" in reps[0]:

@@ -14,20 +14,24 @@ response). Per repetition, in alternating order: a raw fetch of the same pages w
   with a long --poll.interval (default 10m) so that exactly one round runs after start-up
   (discovery, every workspace's status, every workspace's full walk), at each --rust-concurrency
   (default 1 and 4) with the rate limit raised. The cycle runs from the fake's first request to
-  its last response once it has answered all of them (1 + W + W x pages); CPU is utime + stime
-  when the exporter has gone quiet after that (its last pages merged and published) minus the
-  start-up CPU read by the fake just before serving the first request. Its /metrics is then
-  read once to check that every walk completed and every request succeeded.
+  its last response once it has answered all of them (1 + W + W x pages); CPU is the exporter's
+  CPU time (the sum over its threads of /proc/PID/task/TID/schedstat, nanoseconds; utime +
+  stime ticks if a thread exited meanwhile) when it has gone quiet after that (its last pages
+  merged and published) minus the same read by the fake just before serving the first request
+  (start-up excluded). Its /metrics is then read once to check that every walk was published
+  and every request answered 200, exactly once. Wall ratios are per repetition, ours and the
+  raw fetches alternating cycle by cycle (same load).
 - The raw fetch is timed by the same window (first request to last response at the fake), and
   as curl's own wall time.
 
 Then both exporters idle and their /metrics are scraped alternately.
 
 usage: bench_pair.py W U --peer-dir DIR [--python PY] [--exporter BIN] [--exporter-prefix CMD]
-                     [--rust-concurrency 1,4] [--reps 3] [--cycles 5] [--warmup 1] [--scrapes 20]
-                     [--out DIR]
+                     [--rust-concurrency 1,4] [--rust-max-rps 100000] [--reps 3] [--cycles 5]
+                     [--warmup 1] [--scrapes 20] [--out DIR]
 Prints one line per measurement and, last, `SUMMARY <json>` (medians over the repetitions).
-Only processes started here are stopped, by PID. Everything binds to 127.0.0.1.
+Only processes started here are stopped, by PID (ours: its own process group, so that a wrapper
+from --exporter-prefix leaves nothing behind). Everything binds to 127.0.0.1.
 """
 import argparse, json, os, re, signal, socket, statistics, subprocess, sys, threading, time
 import urllib.request

@@ -49,6 +49,8 @@ compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need_apt+=(postgresq
 # The database source's tests run PostgreSQL 15's binaries (Debian 12).
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need_apt+=(postgresql)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
+# curl: a zlib-based client that reads only the first gzip member (end_to_end's gzip test).
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "    apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -2,8 +2,14 @@
 //! label names live. Iterates sorted maps only, so output is deterministic.
 //!
 //! Two parts: [`poll_families`] is rendered once per poll and cached as bytes;
-//! [`scrape_families`] holds what must be computed at scrape time (ages from `now`, process
-//! metrics) and is small: bounded by workspaces × task types × states + the detail limit.
+//! [`age_families`] holds what must be computed at scrape time (ages from `now`): its samples
+//! carry timestamps, turned into ages by [`age`] when a scrape renders them.
+//!
+//! Both can be built for a [`Part`] of a snapshot (the exporter-wide samples and/or a run of
+//! workspaces) with the same families in the same order, so a large snapshot is rendered a few
+//! workspaces at a time: within every family the exporter-wide samples come first, then each
+//! workspace's in name order, so concatenating the parts' samples family by family gives the
+//! whole snapshot's bytes.
 
 use crate::classify::{TaskType, UnitState};
 use crate::honcho::types::ItemCounts;
@@ -43,17 +49,69 @@ fn item_states(counts: &ItemCounts) -> Vec<(&'static str, u64)> {
     states
 }
 
+/// What a family builder covers: a run of a snapshot's workspaces, and (for one part of a
+/// snapshot only) the exporter-wide samples.
+#[derive(Debug)]
+pub struct Part<'a> {
+    snapshot: &'a Snapshot,
+    workspaces: Vec<(&'a str, &'a WorkspaceSnapshot)>,
+    global: bool,
+}
+
+impl<'a> Part<'a> {
+    /// All of `snapshot`.
+    pub fn whole(snapshot: &'a Snapshot) -> Self {
+        Part {
+            snapshot,
+            workspaces: snapshot
+                .workspaces
+                .iter()
+                .map(|(name, data)| (name.as_str(), data))
+                .collect(),
+            global: true,
+        }
+    }
+
+    /// `snapshot` in parts of at most `workspaces` workspaces each (at least one part; the
+    /// first one carries the exporter-wide samples).
+    pub fn split(snapshot: &'a Snapshot, workspaces: usize) -> Vec<Self> {
+        let all = Part::whole(snapshot).workspaces;
+        let mut parts: Vec<Part<'a>> = all
+            .chunks(workspaces.max(1))
+            .enumerate()
+            .map(|(index, run)| Part {
+                snapshot,
+                workspaces: run.to_vec(),
+                global: index == 0,
+            })
+            .collect();
+        if parts.is_empty() {
+            parts.push(Part {
+                snapshot,
+                workspaces: Vec::new(),
+                global: true,
+            });
+        }
+        parts
+    }
+}
+
 /// Everything rendered once per poll.
 pub fn poll_families(snapshot: &Snapshot) -> Vec<MetricFamily> {
+    poll_families_of(&Part::whole(snapshot))
+}
+
+/// [`poll_families`] for one part of a snapshot: the same families, only that part's samples.
+pub fn poll_families_of(part: &Part<'_>) -> Vec<MetricFamily> {
     let mut families = Vec::with_capacity(32);
-    queue_status_families(snapshot, &mut families);
-    work_unit_families(snapshot, &mut families);
-    deriver_families(snapshot, &mut families);
-    exporter_families(snapshot, &mut families);
+    queue_status_families(part, &mut families);
+    work_unit_families(part, &mut families);
+    deriver_families(part, &mut families);
+    exporter_families(part, &mut families);
     families
 }
 
-fn queue_status_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
+fn queue_status_families(part: &Part<'_>, families: &mut Vec<MetricFamily>) {
     let mut items = MetricFamily::new(
         "honcho_queue_items",
         "Queue items (rows) by state, from queue/status; pending splits into pending_ready and pending_stalled where the server reports the split. Polled every poll interval, not at scrape",
@@ -74,7 +132,7 @@ fn queue_status_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) 
         "Queue items by state for each configured scope (a queue/status poll filtered by observer, sender and/or session name)",
         MetricType::Gauge,
     );
-    for (workspace, data) in &snapshot.workspaces {
+    for &(workspace, data) in &part.workspaces {
         if let Some(status) = &data.status {
             for (state, value) in item_states(&status.counts) {
                 items.push(
@@ -119,7 +177,7 @@ fn queue_status_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) 
     families.extend([items, session_items, session_info, scope_items]);
 }
 
-fn work_unit_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
+fn work_unit_families(part: &Part<'_>, families: &mut Vec<MetricFamily>) {
     let mut units = MetricFamily::new(
         "honcho_queue_work_units",
         "Work units by task type and state (in_progress, ready, stalled, overdue = stalled past the batch max age + grace; a partition), from the work-units walk",
@@ -177,7 +235,7 @@ fn work_unit_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
         "Work units of the last walk of the workspace whose oldest_item_at is not a timestamp: their age is unknown, so they are counted in no state",
         MetricType::Gauge,
     );
-    for (workspace, data) in &snapshot.workspaces {
+    for &(workspace, data) in &part.workspaces {
         if data
             .health
             .contains_key(&crate::honcho::Endpoint::WorkUnits)
@@ -264,7 +322,8 @@ fn detail_labels(workspace: &str, unit: &crate::snapshot::UnitDetail) -> Labels 
     ])
 }
 
-fn deriver_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
+fn deriver_families(part: &Part<'_>, families: &mut Vec<MetricFamily>) {
+    let snapshot = part.snapshot;
     let mut max_tokens = MetricFamily::new(
         "honcho_deriver_representation_batch_max_tokens",
         "Honcho's DERIVER_REPRESENTATION_BATCH_MAX_TOKENS, from the work-units envelope",
@@ -281,10 +340,21 @@ fn deriver_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
     if let Some(value) = snapshot.flush_enabled {
         flush.push(Vec::new(), f64::from(u8::from(value)));
     }
+    global_only(part, &mut [&mut max_tokens, &mut flush]);
     families.extend([max_tokens, flush]);
 }
 
-fn exporter_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
+/// Drops the samples of exporter-wide families from a part that does not carry them.
+fn global_only(part: &Part<'_>, families: &mut [&mut MetricFamily]) {
+    if !part.global {
+        for family in families {
+            family.samples.clear();
+        }
+    }
+}
+
+fn exporter_families(part: &Part<'_>, families: &mut Vec<MetricFamily>) {
+    let snapshot = part.snapshot;
     let stats = &snapshot.exporter;
     let mut up = MetricFamily::new(
         "honcho_exporter_up",
@@ -303,16 +373,16 @@ fn exporter_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
             last_success.push(label_set, timestamp);
         }
     };
-    if let Some(discovery) = &stats.discovery {
+    if let Some(discovery) = stats.discovery.as_ref().filter(|_| part.global) {
         push_health(labels(&[(UPSTREAM_LABEL, "discovery")]), discovery);
     }
-    if let Some(postgres) = &stats.postgres {
+    if let Some(postgres) = stats.postgres.as_ref().filter(|_| part.global) {
         push_health(
             labels(&[(UPSTREAM_LABEL, crate::honcho::Endpoint::Postgres.as_str())]),
             &postgres.health,
         );
     }
-    for (workspace, data) in &snapshot.workspaces {
+    for &(workspace, data) in &part.workspaces {
         for (endpoint, health) in &data.health {
             push_health(
                 labels(&[
@@ -426,9 +496,26 @@ fn exporter_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
         for (reason, count) in rejected {
             token.push(labels(&[("reason", reason)]), *count as f64);
         }
+        global_only(part, &mut [&mut token]);
         families.push(token);
     }
-    let postgres_families = postgres_families(snapshot);
+    let mut postgres_families = postgres_families(snapshot);
+    global_only(part, &mut postgres_families.iter_mut().collect::<Vec<_>>());
+    global_only(
+        part,
+        &mut [
+            &mut duration,
+            &mut interval,
+            &mut cycles,
+            &mut requests,
+            &mut errors,
+            &mut features,
+            &mut generation,
+            &mut workspaces,
+            &mut capped,
+            &mut build,
+        ],
+    );
     families.extend([
         up,
         last_success,
@@ -490,8 +577,9 @@ fn postgres_families(snapshot: &Snapshot) -> Vec<MetricFamily> {
     vec![source, database_time, mapping_time, revision]
 }
 
-/// What is computed at scrape time: ages relative to `now` (Unix seconds).
-pub fn scrape_families(snapshot: &Snapshot, now: f64) -> Vec<MetricFamily> {
+/// What is computed at scrape time: ages. Each sample's value is the Unix time its age is
+/// measured from; a scrape at `now` writes [`age`]`(now, value)` instead.
+pub fn age_families(part: &Part<'_>) -> Vec<MetricFamily> {
     let mut oldest_age = MetricFamily::new(
         "honcho_queue_oldest_item_age_seconds",
         "Age at scrape time of the oldest pending item among the work units in each task type and state",
@@ -510,19 +598,29 @@ pub fn scrape_families(snapshot: &Snapshot, now: f64) -> Vec<MetricFamily> {
         MetricType::Gauge,
     )
     .with_unit("seconds");
-    for (workspace, data) in &snapshot.workspaces {
-        add_ages(workspace, data, now, &mut oldest_age, &mut unit_age);
+    for &(workspace, data) in &part.workspaces {
+        add_ages(workspace, data, &mut oldest_age, &mut unit_age);
         if let Some((finished_at, _)) = data.last_complete_walk {
-            walk_age.push(labels(&[("workspace", workspace)]), age(now, finished_at));
+            walk_age.push(labels(&[("workspace", workspace)]), finished_at);
         }
     }
     vec![oldest_age, unit_age, walk_age]
 }
 
+/// [`age_families`] of a whole snapshot with the ages at `now` filled in.
+pub fn scrape_families(snapshot: &Snapshot, now: f64) -> Vec<MetricFamily> {
+    let mut families = age_families(&Part::whole(snapshot));
+    for family in &mut families {
+        for sample in &mut family.samples {
+            sample.value = age(now, sample.value);
+        }
+    }
+    families
+}
+
 fn add_ages(
     workspace: &str,
     data: &WorkspaceSnapshot,
-    now: f64,
     oldest_age: &mut MetricFamily,
     unit_age: &mut MetricFamily,
 ) {
@@ -538,21 +636,18 @@ fn add_ages(
                         ("task_type", task_type.as_str()),
                         ("state", state.as_str()),
                     ]),
-                    age(now, timestamp),
+                    timestamp,
                 );
             }
         }
     }
     for unit in &aggregate.detail {
-        unit_age.push(
-            detail_labels(workspace, unit),
-            age(now, unit.oldest_item_timestamp),
-        );
+        unit_age.push(detail_labels(workspace, unit), unit.oldest_item_timestamp);
     }
 }
 
 /// Seconds from `timestamp` to `now`, never negative (clock skew), to the millisecond.
-fn age(now: f64, timestamp: f64) -> f64 {
+pub fn age(now: f64, timestamp: f64) -> f64 {
     ((now - timestamp).max(0.0) * 1000.0).round() / 1000.0
 }
 

@@ -7,15 +7,32 @@
 //! Owns the cached bytes and the scrape-time assembly of a body. It does no I/O and knows
 //! nothing of how the snapshot was polled: the server depends on this module, never on the
 //! poller.
+//!
+//! # What is kept, and why
+//!
+//! A body is, family by family, the metadata lines (the only bytes that differ between
+//! OpenMetrics and text 0.0.4) and the sample lines (the same in both). So each family's samples
+//! are rendered once and gzipped as their own gzip member, and each format's metadata lines as
+//! small members of their own; gzip members concatenate (RFC 1952), so both formats are served
+//! gzipped from one copy, which is what Prometheus asks for. The plain samples are kept as well
+//! while the exposition is at most [`PLAIN_CACHE_LIMIT`]; beyond that (hundreds of thousands of
+//! series) only the gzipped copy is kept and a plain scrape inflates it as it is sent, so memory
+//! stays near 15 bytes per series. Rendering goes a few workspaces at a time
+//! ([`families::Part`]), so no full list of families is ever built.
+//!
+//! Ages are the scrape-time part: each age sample is kept as its line up to the value plus the
+//! Unix time its age counts from, and a scrape writes the ages at its own `now`.
 
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
 use crate::config::Settings;
+use crate::exposition::deflate::{self, Inflater, PieceEncoder};
 use crate::exposition::{self, Format};
-use crate::families;
+use crate::families::{self, Part};
+use crate::metric::MetricFamily;
 use crate::snapshot::{ExporterStats, Snapshot};
 
 /// What can produce the servable [`Snapshot`] at any time: values past their bound left out.
@@ -26,41 +43,263 @@ pub trait SnapshotSource: Send + Sync {
     fn next_expiry(&self, now: f64) -> Option<f64>;
 }
 
+/// A snapshot that never changes (benchmarks, tests, the database source's first answer).
+struct Fixed(Snapshot);
+
+impl SnapshotSource for Fixed {
+    fn snapshot_at(&self, _now: f64) -> Snapshot {
+        self.0.clone()
+    }
+
+    fn next_expiry(&self, _now: f64) -> Option<f64> {
+        None
+    }
+}
+
+/// Plain (uncompressed) sample lines are cached while all of them together are at most this
+/// many bytes (about 240,000 series); beyond it only the gzipped copy is kept.
+pub const PLAIN_CACHE_LIMIT: usize = 32 << 20;
+
+/// Workspaces rendered at a time: bounds the families held while rendering.
+const WORKSPACES_PER_PART: usize = 64;
+
+/// Plain bytes inflated per chunk of a plain body served from the gzipped copy.
+const INFLATE_CHUNK: usize = 256 * 1024;
+
+/// The two formats, in the order of the per-format arrays below.
+const FORMATS: [Format; 2] = [Format::OpenMetrics, Format::Text];
+
+fn format_index(format: Format) -> usize {
+    match format {
+        Format::OpenMetrics => 0,
+        Format::Text => 1,
+    }
+}
+
+/// One family's metadata lines in each format, plain and compressed.
+#[derive(Debug, Clone)]
+struct Header {
+    plain: [Bytes; 2],
+    deflated: [deflate::Piece; 2],
+}
+
+impl Header {
+    fn new(family: &MetricFamily) -> Self {
+        let plain = FORMATS.map(|format| {
+            let mut out = Vec::with_capacity(256);
+            exposition::render_header(family, format, &mut out);
+            Bytes::from(out)
+        });
+        let deflated = [
+            deflate::Piece::compress(&plain[0]),
+            deflate::Piece::compress(&plain[1]),
+        ];
+        Header { plain, deflated }
+    }
+}
+
+/// One poll-time family, rendered.
+#[derive(Debug, Clone)]
+struct FamilyBytes {
+    header: Header,
+    /// The sample lines, while the exposition is small enough to keep them.
+    samples: Option<Bytes>,
+    /// The sample lines, compressed.
+    samples_deflated: deflate::Piece,
+}
+
+/// One scrape-time family: its samples' lines up to the value, and the times their ages count
+/// from.
+#[derive(Debug, Clone)]
+struct AgeFamily {
+    header: Header,
+    /// Each sample's line up to its value, back to back.
+    prefixes: Vec<u8>,
+    /// Per sample: where its prefix ends in `prefixes`, and the Unix time its age counts from.
+    samples: Vec<(usize, f64)>,
+}
+
+/// A poll-time family while it is being rendered.
+struct FamilyBuilder {
+    header: Header,
+    samples: Vec<u8>,
+    encoder: PieceEncoder,
+}
+
 /// The poll-time bytes of one snapshot and until when they may be served.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Rendered {
-    snapshot: Arc<Snapshot>,
-    openmetrics: Bytes,
-    /// Gzipped on the first scrape that asks for it (results arrive often; many are never
-    /// scraped gzipped).
-    openmetrics_gzip: OnceLock<Bytes>,
-    text: Bytes,
-    text_gzip: OnceLock<Bytes>,
+    families: Vec<FamilyBytes>,
+    ages: Vec<AgeFamily>,
     /// Unix seconds from which one of the values rendered is past its bound.
     valid_until: f64,
 }
 
 impl Rendered {
-    fn new(snapshot: Snapshot, valid_until: f64) -> Self {
-        let poll_families = families::poll_families(&snapshot);
-        let mut openmetrics = Vec::with_capacity(64 * 1024);
-        exposition::render(&poll_families, Format::OpenMetrics, &mut openmetrics);
-        let mut text = Vec::with_capacity(64 * 1024);
-        exposition::render(&poll_families, Format::Text, &mut text);
+    fn new(snapshot: &Snapshot, valid_until: f64) -> Self {
+        Self::with_plain_limit(snapshot, valid_until, PLAIN_CACHE_LIMIT)
+    }
+
+    /// [`Rendered::new`] keeping plain samples only while they total at most `plain_limit`.
+    fn with_plain_limit(snapshot: &Snapshot, valid_until: f64, plain_limit: usize) -> Self {
+        let mut builders: Vec<FamilyBuilder> = Vec::new();
+        let mut ages: Vec<AgeFamily> = Vec::new();
+        let mut keep_plain = true;
+        let mut plain_len = 0;
+        let mut scratch = Vec::with_capacity(64 * 1024);
+        for part in Part::split(snapshot, WORKSPACES_PER_PART) {
+            let families = families::poll_families_of(&part);
+            if builders.is_empty() {
+                builders = families
+                    .iter()
+                    .map(|family| FamilyBuilder {
+                        header: Header::new(family),
+                        samples: Vec::new(),
+                        encoder: PieceEncoder::new(),
+                    })
+                    .collect();
+            }
+            debug_assert_eq!(
+                families.len(),
+                builders.len(),
+                "every part has every family"
+            );
+            for (builder, family) in builders.iter_mut().zip(&families) {
+                scratch.clear();
+                exposition::render_samples(family, &mut scratch);
+                builder.encoder.write(&scratch);
+                plain_len += scratch.len();
+                if keep_plain {
+                    builder.samples.extend_from_slice(&scratch);
+                }
+            }
+            if keep_plain && plain_len > plain_limit {
+                keep_plain = false;
+                for builder in &mut builders {
+                    builder.samples = Vec::new();
+                }
+            }
+            let age_families = families::age_families(&part);
+            if ages.is_empty() {
+                ages = age_families
+                    .iter()
+                    .map(|family| AgeFamily {
+                        header: Header::new(family),
+                        prefixes: Vec::new(),
+                        samples: Vec::new(),
+                    })
+                    .collect();
+            }
+            for (age, family) in ages.iter_mut().zip(&age_families) {
+                for sample in &family.samples {
+                    exposition::render_sample_prefix(family, sample, &mut age.prefixes);
+                    age.samples.push((age.prefixes.len(), sample.value));
+                }
+            }
+        }
+        let families = builders
+            .into_iter()
+            .map(|builder| FamilyBytes {
+                header: builder.header,
+                samples: keep_plain.then(|| Bytes::from(builder.samples)),
+                samples_deflated: builder.encoder.finish(),
+            })
+            .collect();
+        for age in &mut ages {
+            age.prefixes.shrink_to_fit();
+            age.samples.shrink_to_fit();
+        }
         Rendered {
-            openmetrics_gzip: OnceLock::new(),
-            text_gzip: OnceLock::new(),
-            openmetrics: Bytes::from(openmetrics),
-            text: Bytes::from(text),
-            snapshot: Arc::new(snapshot),
+            families,
+            ages,
             valid_until,
+        }
+    }
+
+    /// The scrape-time part of a body at `now`: the ages, the process metrics and, for
+    /// OpenMetrics, `# EOF`.
+    fn tail(&self, format: Format, now: f64) -> Vec<u8> {
+        let index = format_index(format);
+        let mut tail = Vec::with_capacity(
+            4096 + self
+                .ages
+                .iter()
+                .map(|age| age.prefixes.len() + 16 * age.samples.len())
+                .sum::<usize>(),
+        );
+        for age in &self.ages {
+            tail.extend_from_slice(&age.header.plain[index]);
+            let mut start = 0;
+            for &(end, since) in &age.samples {
+                tail.extend_from_slice(&age.prefixes[start..end]);
+                exposition::render_sample_value(families::age(now, since), &mut tail);
+                start = end;
+            }
+        }
+        exposition::render(&crate::process::process_families(), format, &mut tail);
+        exposition::finish(format, &mut tail);
+        tail
+    }
+}
+
+/// One piece of a body.
+#[derive(Debug)]
+enum Piece {
+    /// Sent as they are.
+    Bytes(Bytes),
+    /// Compressed samples sent inflated, a chunk at a time.
+    Inflate(Bytes),
+}
+
+/// A `/metrics` body: its length and its chunks, produced as they are sent.
+#[derive(Debug)]
+pub struct ScrapeBody {
+    /// The body's length in bytes (`Content-Length`).
+    pub length: usize,
+    pieces: Vec<Piece>,
+}
+
+impl IntoIterator for ScrapeBody {
+    type Item = Bytes;
+    type IntoIter = Chunks;
+
+    fn into_iter(self) -> Chunks {
+        Chunks {
+            pieces: self.pieces.into_iter(),
+            inflating: None,
+        }
+    }
+}
+
+/// The chunks of a [`ScrapeBody`].
+#[derive(Debug)]
+pub struct Chunks {
+    pieces: std::vec::IntoIter<Piece>,
+    inflating: Option<Inflater>,
+}
+
+impl Iterator for Chunks {
+    type Item = Bytes;
+
+    fn next(&mut self) -> Option<Bytes> {
+        loop {
+            if let Some(chunk) = self.inflating.as_mut().and_then(Iterator::next) {
+                return Some(chunk);
+            }
+            self.inflating = None;
+            match self.pieces.next()? {
+                Piece::Bytes(bytes) => return Some(bytes),
+                Piece::Inflate(deflated) => {
+                    self.inflating = Some(Inflater::new(deflated, INFLATE_CHUNK));
+                }
+            }
         }
     }
 }
 
 /// What the server serves.
 pub struct Published {
-    source: Option<Arc<dyn SnapshotSource>>,
+    source: Arc<dyn SnapshotSource>,
     rendered: Mutex<Arc<Rendered>>,
     /// Whether the exporter has data to serve (readiness).
     pub ready: bool,
@@ -89,9 +328,10 @@ impl Published {
 
     /// A fixed snapshot, served as it is (benchmarks, tests).
     pub fn render(snapshot: Snapshot, ready: bool) -> Self {
+        let rendered = Rendered::new(&snapshot, f64::INFINITY);
         Published {
-            source: None,
-            rendered: Mutex::new(Arc::new(Rendered::new(snapshot, f64::INFINITY))),
+            source: Arc::new(Fixed(snapshot)),
+            rendered: Mutex::new(Arc::new(rendered)),
             ready,
         }
     }
@@ -100,19 +340,19 @@ impl Published {
     /// it passes its bound.
     pub fn from_source(source: Arc<dyn SnapshotSource>, now: f64, ready: bool) -> Self {
         let rendered = Rendered::new(
-            source.snapshot_at(now),
+            &source.snapshot_at(now),
             source.next_expiry(now).unwrap_or(f64::INFINITY),
         );
         Published {
-            source: Some(source),
+            source,
             rendered: Mutex::new(Arc::new(rendered)),
             ready,
         }
     }
 
-    /// The snapshot served at `now` (for the landing page).
-    pub fn snapshot(&self, now: f64) -> Arc<Snapshot> {
-        Arc::clone(&self.rendered_at(now).snapshot)
+    /// The snapshot served at `now` (for the landing page), built when asked.
+    pub fn snapshot(&self, now: f64) -> Snapshot {
+        self.source.snapshot_at(now)
     }
 
     /// The rendering valid at `now`, re-rendered once if a value passed its bound.
@@ -121,42 +361,64 @@ impl Published {
             .rendered
             .lock()
             .expect("the rendering lock is never poisoned: rendering does not panic");
-        if now >= rendered.valid_until
-            && let Some(source) = &self.source
-        {
+        if now >= rendered.valid_until {
             *rendered = Arc::new(Rendered::new(
-                source.snapshot_at(now),
-                source.next_expiry(now).unwrap_or(f64::INFINITY),
+                &self.source.snapshot_at(now),
+                self.source.next_expiry(now).unwrap_or(f64::INFINITY),
             ));
         }
         Arc::clone(&rendered)
     }
 
-    /// The whole body for a scrape at `now` (Unix seconds): the cached poll-time bytes, then the
-    /// scrape-time families (ages, process metrics), then `# EOF` for OpenMetrics. With `gzip`,
-    /// the cached gzip member followed by a fresh one for the small tail (RFC 1952 members
-    /// concatenate).
-    pub fn body(&self, format: Format, gzip: bool, now: f64) -> Vec<Bytes> {
+    /// The whole body for a scrape at `now` (Unix seconds): the cached poll-time families, then
+    /// the scrape-time ones (ages, process metrics), then `# EOF` for OpenMetrics. With `gzip`,
+    /// one gzip member: the cached compressed pieces, the scrape-time part compressed now, and
+    /// a trailer whose CRC is combined from the pieces'.
+    pub fn body(&self, format: Format, gzip: bool, now: f64) -> ScrapeBody {
         let rendered = self.rendered_at(now);
-        let mut tail_families = families::scrape_families(&rendered.snapshot, now);
-        tail_families.extend(crate::process::process_families());
-        let mut tail = Vec::with_capacity(4096);
-        exposition::render(&tail_families, format, &mut tail);
-        exposition::finish(format, &mut tail);
-        let head = match (format, gzip) {
-            (Format::OpenMetrics, false) => rendered.openmetrics.clone(),
-            (Format::OpenMetrics, true) => rendered
-                .openmetrics_gzip
-                .get_or_init(|| Bytes::from(exposition::gzip(&rendered.openmetrics)))
-                .clone(),
-            (Format::Text, false) => rendered.text.clone(),
-            (Format::Text, true) => rendered
-                .text_gzip
-                .get_or_init(|| Bytes::from(exposition::gzip(&rendered.text)))
-                .clone(),
+        let index = format_index(format);
+        let tail = rendered.tail(format, now);
+        let mut pieces = Vec::with_capacity(2 * rendered.families.len() + 3);
+        let mut length = 0;
+        let mut push = |piece: Piece, len: usize| {
+            length += len;
+            pieces.push(piece);
         };
-        let tail = if gzip { exposition::gzip(&tail) } else { tail };
-        vec![head, Bytes::from(tail)]
+        if gzip {
+            let tail = deflate::Piece::compress(&tail);
+            let compressed = || {
+                rendered
+                    .families
+                    .iter()
+                    .flat_map(|family| [&family.header.deflated[index], &family.samples_deflated])
+                    .chain([&tail])
+            };
+            push(Piece::Bytes(Bytes::from_static(&deflate::GZIP_HEADER)), 10);
+            for piece in compressed() {
+                push(Piece::Bytes(piece.deflated.clone()), piece.deflated.len());
+            }
+            let trailer = deflate::trailer(compressed());
+            push(
+                Piece::Bytes(Bytes::copy_from_slice(&trailer)),
+                trailer.len(),
+            );
+        } else {
+            for family in &rendered.families {
+                let header = &family.header.plain[index];
+                push(Piece::Bytes(header.clone()), header.len());
+                let len = family.samples_deflated.plain_len as usize;
+                match &family.samples {
+                    Some(samples) => push(Piece::Bytes(samples.clone()), len),
+                    None => push(
+                        Piece::Inflate(family.samples_deflated.deflated.clone()),
+                        len,
+                    ),
+                }
+            }
+            let len = tail.len();
+            push(Piece::Bytes(Bytes::from(tail)), len);
+        }
+        ScrapeBody { length, pieces }
     }
 }
 
@@ -181,6 +443,8 @@ pub fn unix_now() -> f64 {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Read as _;
+
     use super::*;
 
     /// Serves one workspace whose status expires at 10.
@@ -213,9 +477,137 @@ mod tests {
     fn text(published: &Published, now: f64) -> String {
         published
             .body(Format::Text, false, now)
-            .iter()
-            .map(|chunk| String::from_utf8_lossy(chunk).into_owned())
+            .into_iter()
+            .map(|chunk| String::from_utf8_lossy(&chunk).into_owned())
             .collect()
+    }
+
+    /// `workspaces` workspaces with status, work units (ages included) and health, plus
+    /// exporter-wide samples (discovery health, request counts).
+    fn busy_snapshot(workspaces: usize) -> Snapshot {
+        let status =
+            include_str!("../tests/data/honcho/dev-1790/queue-status__globex-research.json");
+        let page = include_str!("../tests/data/honcho/dev-1790/work-units__acme-support.json");
+        let health = crate::snapshot::EndpointHealth {
+            up: true,
+            last_success: Some(1_795_318_000.0),
+        };
+        let mut snapshot = Snapshot::default();
+        snapshot.exporter.discovery = Some(health);
+        snapshot.exporter.poll_cycles = 3;
+        for index in 0..workspaces {
+            let mut aggregator = crate::snapshot::WorkUnitAggregator::new(
+                1_795_318_080.0,
+                std::time::Duration::from_secs(1815),
+                20,
+                std::collections::HashSet::new(),
+            );
+            aggregator.add_page(&serde_json::from_str(page).expect("fixture page parses"));
+            let workspace = snapshot
+                .workspaces
+                .entry(format!("ws-{index:04}"))
+                .or_default();
+            workspace.status = Some(crate::snapshot::summarize_status(
+                serde_json::from_str(status).expect("fixture status parses"),
+                10,
+            ));
+            workspace.work_units = Some(aggregator.finish());
+            workspace.last_complete_walk =
+                Some((1_795_318_050.0, std::time::Duration::from_millis(1500)));
+            workspace
+                .health
+                .insert(crate::honcho::Endpoint::Status, health);
+            workspace
+                .health
+                .insert(crate::honcho::Endpoint::WorkUnits, health);
+        }
+        snapshot
+    }
+
+    /// The whole snapshot's families rendered in one go: what a body must start with.
+    fn rendered_whole(snapshot: &Snapshot, format: Format, now: f64) -> Vec<u8> {
+        let mut out = Vec::new();
+        exposition::render(&families::poll_families(snapshot), format, &mut out);
+        exposition::render(&families::scrape_families(snapshot, now), format, &mut out);
+        out
+    }
+
+    fn body_bytes(rendered: &Rendered, format: Format, gzip: bool, now: f64) -> Vec<u8> {
+        let published = Published {
+            source: Arc::new(Fixed(Snapshot::default())),
+            rendered: Mutex::new(Arc::new(rendered.clone())),
+            ready: true,
+        };
+        let body = published.body(format, gzip, now);
+        let length = body.length;
+        let bytes: Vec<u8> = body.into_iter().flat_map(|chunk| chunk.to_vec()).collect();
+        assert_eq!(bytes.len(), length, "Content-Length matches the body");
+        if !gzip {
+            return bytes;
+        }
+        let mut plain = Vec::new();
+        // One member: GzDecoder stops after the first, as curl does.
+        flate2::read::GzDecoder::new(bytes.as_slice())
+            .read_to_end(&mut plain)
+            .expect("the gzip body decodes");
+        plain
+    }
+
+    #[test]
+    fn part_by_part_rendering_gives_the_bytes_of_a_whole_rendering_in_every_form() {
+        // 150 workspaces: three parts; the exporter-wide samples must come out once, first.
+        let snapshot = busy_snapshot(150);
+        let now = 1_795_318_100.25;
+        for plain_limit in [PLAIN_CACHE_LIMIT, 0] {
+            let rendered = Rendered::with_plain_limit(&snapshot, f64::INFINITY, plain_limit);
+            assert_eq!(
+                rendered
+                    .families
+                    .iter()
+                    .all(|family| family.samples.is_some()),
+                plain_limit > 0,
+                "plain samples are kept only under the limit"
+            );
+            for format in FORMATS {
+                let whole = rendered_whole(&snapshot, format, now);
+                for gzip in [false, true] {
+                    let body = body_bytes(&rendered, format, gzip, now);
+                    assert!(
+                        body.starts_with(&whole),
+                        "{format:?}, gzip {gzip}, plain limit {plain_limit}: the body differs from the whole rendering"
+                    );
+                    let rest = String::from_utf8(body[whole.len()..].to_vec()).expect("UTF-8");
+                    assert!(
+                        rest.lines().all(|line| line.starts_with("process_")
+                            || line.starts_with("# HELP process_")
+                            || line.starts_with("# TYPE process_")
+                            || line.starts_with("# UNIT process_")
+                            || line == "# EOF"),
+                        "only process metrics follow the families: {rest}"
+                    );
+                    assert_eq!(rest.ends_with("# EOF\n"), format == Format::OpenMetrics);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ages_are_written_at_the_scrape_time() {
+        let snapshot = busy_snapshot(1);
+        let published = Published::render(snapshot, true);
+        let walk_age = |now| {
+            text(&published, now)
+                .lines()
+                .find_map(|line| {
+                    line.strip_prefix("honcho_exporter_walk_age_seconds{workspace=\"ws-0000\"} ")
+                        .map(str::to_string)
+                })
+                .expect("a walk age")
+        };
+        assert_eq!(walk_age(1_795_318_060.5), "10.5");
+        assert_eq!(walk_age(1_795_318_070.0), "20");
+        // Clock skew: never negative.
+        assert_eq!(walk_age(1_795_318_000.0), "0");
     }
 
     #[test]

@@ -266,7 +266,7 @@ fn metrics(context: &ServerContext, request: &Request<Incoming>) -> Response<Bod
     let gzip = exposition::accepts_gzip(header_text(header::ACCEPT_ENCODING));
     let published = publication::current(&context.published);
     let chunks = published.body(format, gzip, publication::unix_now());
-    let length: usize = chunks.iter().map(Bytes::len).sum();
+    let length = chunks.length;
     let body = StreamBody::new(stream::iter(
         chunks
             .into_iter()

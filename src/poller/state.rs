@@ -7,6 +7,7 @@
 //! tested over made-up outcomes. Must not decide *when* to poll (that is the poll loop's job).
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::GenerationOverride;
@@ -96,7 +97,9 @@ pub struct PollState {
     batch_max_tokens: Option<u64>,
     flush_enabled: Option<bool>,
     workspaces: Vec<String>,
-    records: BTreeMap<String, WorkspaceRecord>,
+    /// Shared with publications: publishing clones the map (reference counts, not records), and
+    /// a change copies only the record it changes while a publication still holds it.
+    records: BTreeMap<String, Arc<WorkspaceRecord>>,
     discovery: Option<EndpointHealth>,
     errors: BTreeMap<(Endpoint, &'static str), u64>,
     capped: BTreeMap<&'static str, u64>,
@@ -232,7 +235,7 @@ impl PollState {
                 self.apply(change);
             }
         }
-        let record = self.records.entry(outcome.workspace.clone()).or_default();
+        let record = Arc::make_mut(self.records.entry(outcome.workspace.clone()).or_default());
         match outcome.status {
             Ok(summary) => {
                 *self.capped.entry("session_items").or_insert(0) += summary.capped_sessions;
@@ -292,10 +295,7 @@ impl PollState {
         duration: Duration,
         stretch: Duration,
     ) {
-        self.records
-            .entry(workspace.to_string())
-            .or_default()
-            .walk_ended = true;
+        Arc::make_mut(self.records.entry(workspace.to_string()).or_default()).walk_ended = true;
         match result {
             WalkResult::Done(done) => {
                 let (aggregate, walk) = *done;
@@ -304,7 +304,7 @@ impl PollState {
                 self.flush_enabled = aggregate.flush_enabled.or(self.flush_enabled);
                 *self.capped.entry("work_unit_detail").or_insert(0) += aggregate.capped_detail;
                 let stamp = self.stamp(now, stretch + duration);
-                let record = self.records.entry(workspace.to_string()).or_default();
+                let record = Arc::make_mut(self.records.entry(workspace.to_string()).or_default());
                 if walk.truncated {
                     *self
                         .errors
@@ -338,7 +338,7 @@ impl PollState {
             }
             WalkResult::Failed(error) => {
                 let plain = self.max_staleness.as_secs_f64();
-                if let Some(record) = self.records.get_mut(workspace) {
+                if let Some(record) = self.records.get_mut(workspace).map(Arc::make_mut) {
                     if let Some((stamp, _, _)) = record.walk.as_mut() {
                         stamp.until = stamp.until.min(stamp.at + plain);
                     }
@@ -375,19 +375,20 @@ impl PollState {
                     self.batch_max_tokens =
                         head.aggregate.batch_max_tokens.or(self.batch_max_tokens);
                     self.flush_enabled = head.aggregate.flush_enabled.or(self.flush_enabled);
-                    let record = self.records.entry(workspace.to_string()).or_default();
+                    let record =
+                        Arc::make_mut(self.records.entry(workspace.to_string()).or_default());
                     if !record.walk_failing {
                         mark(record, Endpoint::WorkUnits, None, now, workspace);
                     }
                 }
                 let stamp = self.stamp(now, stretch);
-                if let Some(record) = self.records.get_mut(workspace) {
+                if let Some(record) = self.records.get_mut(workspace).map(Arc::make_mut) {
                     record.head = Some((stamp, head));
                 }
             }
             Err(error) => {
                 let plain = self.max_staleness.as_secs_f64();
-                if let Some(record) = self.records.get_mut(workspace)
+                if let Some(record) = self.records.get_mut(workspace).map(Arc::make_mut)
                     && let Some((stamp, _)) = record.head.as_mut()
                 {
                     stamp.until = stamp.until.min(stamp.at + plain);
@@ -423,7 +424,7 @@ impl PollState {
             }
             if meaning == NotFoundMeaning::Unavailable {
                 // The server has no walk: no error, no health, no series.
-                if let Some(record) = self.records.get_mut(workspace) {
+                if let Some(record) = self.records.get_mut(workspace).map(Arc::make_mut) {
                     forget_walk(record);
                 }
                 return;
@@ -433,7 +434,7 @@ impl PollState {
             .errors
             .entry((Endpoint::WorkUnits, error.reason()))
             .or_insert(0) += 1;
-        let record = self.records.entry(workspace.to_string()).or_default();
+        let record = Arc::make_mut(self.records.entry(workspace.to_string()).or_default());
         mark(record, Endpoint::WorkUnits, Some(&error), now, workspace);
     }
 
@@ -462,7 +463,7 @@ impl PollState {
         self.batch_max_tokens = None;
         self.flush_enabled = None;
         for record in self.records.values_mut() {
-            forget_walk(record);
+            forget_walk(Arc::make_mut(record));
         }
     }
 

@@ -85,7 +85,8 @@ fn walk_aggregate(c: &mut Criterion) {
                 HashSet::new(),
             );
             for body in &pages {
-                let page: WorkUnitsPage<'_> = serde_json::from_slice(body).expect("valid page");
+                let page: WorkUnitsPage<'_> =
+                    honcho_exporter::honcho::decode(body).expect("valid page");
                 aggregator.add_page(&page);
             }
             black_box(aggregator.finish())

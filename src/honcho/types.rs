@@ -126,7 +126,7 @@ pub struct WorkspaceItem {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct WorkUnitsPage<'a> {
     /// The work units on this page.
-    #[serde(borrow)]
+    #[serde(borrow, deserialize_with = "page_rows")]
     pub items: Vec<WorkUnitRow<'a>>,
     /// Number of matching work units in all (not items).
     pub total: u64,
@@ -172,6 +172,37 @@ pub struct WorkUnitRow<'a> {
     /// ISO-8601 timestamp of the oldest unprocessed item.
     #[serde(borrow)]
     pub oldest_item_at: Cow<'a, str>,
+}
+
+/// The rows of a page into a vector allocated once for a full page: JSON gives no length
+/// up front, so serde's own `Vec` would start empty and grow (and move every row) seven times
+/// per page of 100. Same errors as the derived form (`expected a sequence`).
+fn page_rows<'de: 'a, 'a, D>(deserializer: D) -> Result<Vec<WorkUnitRow<'a>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    /// Honcho's largest page size (`size` above 100 is refused with 422).
+    const FULL_PAGE: usize = 100;
+    struct Rows;
+    impl<'de> serde::de::Visitor<'de> for Rows {
+        type Value = Vec<WorkUnitRow<'de>>;
+
+        fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            formatter.write_str("a sequence")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut rows = Vec::with_capacity(seq.size_hint().unwrap_or(FULL_PAGE).min(FULL_PAGE));
+            while let Some(row) = seq.next_element()? {
+                rows.push(row);
+            }
+            Ok(rows)
+        }
+    }
+    deserializer.deserialize_seq(Rows)
 }
 
 /// An optional string borrowed from the body. serde borrows a bare `Cow<str>` field marked

@@ -293,7 +293,8 @@ const WALK_NOW: f64 = 1_795_320_000.0;
 /// and detail + capped = problem (non-ready) units; only wanted sessions get names; the
 /// envelope's settings pass through.
 pub fn check_work_units_page(data: &[u8]) -> bool {
-    let Ok(page) = serde_json::from_slice::<WorkUnitsPage<'_>>(data) else {
+    // The walk's own decoding path (UTF-8 check, preallocated rows), not serde_json directly.
+    let Ok(page) = honcho_exporter::honcho::decode::<WorkUnitsPage<'_>>(data) else {
         return false;
     };
     if let Some(value) = generic(data) {

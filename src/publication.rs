@@ -29,7 +29,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use crate::config::Settings;
-use crate::exposition::deflate::{self, Inflater, PieceEncoder};
+use crate::exposition::deflate::{self, Checksum, Compressor, Inflater};
 use crate::exposition::{self, Format};
 use crate::families::{self, Part};
 use crate::metric::MetricFamily;
@@ -57,8 +57,8 @@ impl SnapshotSource for Fixed {
 }
 
 /// Plain (uncompressed) sample lines are cached while all of them together are at most this
-/// many bytes (about 240,000 series); beyond it only the gzipped copy is kept.
-pub const PLAIN_CACHE_LIMIT: usize = 32 << 20;
+/// many bytes (about 120,000 series); beyond it only the compressed copy is kept.
+pub const PLAIN_CACHE_LIMIT: usize = 16 << 20;
 
 /// Workspaces rendered at a time: bounds the families held while rendering.
 const WORKSPACES_PER_PART: usize = 64;
@@ -84,16 +84,13 @@ struct Header {
 }
 
 impl Header {
-    fn new(family: &MetricFamily) -> Self {
+    fn new(family: &MetricFamily, compressor: &mut Compressor) -> Self {
         let plain = FORMATS.map(|format| {
             let mut out = Vec::with_capacity(256);
             exposition::render_header(family, format, &mut out);
             Bytes::from(out)
         });
-        let deflated = [
-            deflate::Piece::compress(&plain[0]),
-            deflate::Piece::compress(&plain[1]),
-        ];
+        let deflated = [compressor.piece(&plain[0]), compressor.piece(&plain[1])];
         Header { plain, deflated }
     }
 }
@@ -102,10 +99,13 @@ impl Header {
 #[derive(Debug, Clone)]
 struct FamilyBytes {
     header: Header,
-    /// The sample lines, while the exposition is small enough to keep them.
-    samples: Option<Bytes>,
-    /// The sample lines, compressed.
-    samples_deflated: deflate::Piece,
+    /// The sample lines, a part of the snapshot at a time, while the exposition is small
+    /// enough to keep them.
+    samples: Option<Vec<Bytes>>,
+    /// The sample lines compressed, a piece per part of the snapshot.
+    deflated: Vec<deflate::Piece>,
+    /// Of all the sample lines.
+    checksum: Checksum,
 }
 
 /// One scrape-time family: its samples' lines up to the value, and the times their ages count
@@ -117,13 +117,6 @@ struct AgeFamily {
     prefixes: Vec<u8>,
     /// Per sample: where its prefix ends in `prefixes`, and the Unix time its age counts from.
     samples: Vec<(usize, f64)>,
-}
-
-/// A poll-time family while it is being rendered.
-struct FamilyBuilder {
-    header: Header,
-    samples: Vec<u8>,
-    encoder: PieceEncoder,
 }
 
 /// The poll-time bytes of one snapshot and until when they may be served.
@@ -142,41 +135,51 @@ impl Rendered {
 
     /// [`Rendered::new`] keeping plain samples only while they total at most `plain_limit`.
     fn with_plain_limit(snapshot: &Snapshot, valid_until: f64, plain_limit: usize) -> Self {
-        let mut builders: Vec<FamilyBuilder> = Vec::new();
+        let mut compressor = Compressor::new();
+        let mut families: Vec<FamilyBytes> = Vec::new();
         let mut ages: Vec<AgeFamily> = Vec::new();
         let mut keep_plain = true;
         let mut plain_len = 0;
         let mut scratch = Vec::with_capacity(64 * 1024);
         for part in Part::split(snapshot, WORKSPACES_PER_PART) {
-            let families = families::poll_families_of(&part);
-            if builders.is_empty() {
-                builders = families
+            let poll_families = families::poll_families_of(&part);
+            if families.is_empty() {
+                families = poll_families
                     .iter()
-                    .map(|family| FamilyBuilder {
-                        header: Header::new(family),
-                        samples: Vec::new(),
-                        encoder: PieceEncoder::new(),
+                    .map(|family| FamilyBytes {
+                        header: Header::new(family, &mut compressor),
+                        samples: Some(Vec::new()),
+                        deflated: Vec::new(),
+                        checksum: Checksum::default(),
                     })
                     .collect();
             }
             debug_assert_eq!(
+                poll_families.len(),
                 families.len(),
-                builders.len(),
                 "every part has every family"
             );
-            for (builder, family) in builders.iter_mut().zip(&families) {
+            for (bytes, family) in families.iter_mut().zip(&poll_families) {
                 scratch.clear();
                 exposition::render_samples(family, &mut scratch);
-                builder.encoder.write(&scratch);
+                if scratch.is_empty() {
+                    continue;
+                }
+                let piece = compressor.piece(&scratch);
+                bytes.checksum = bytes.checksum.then(piece.plain);
+                bytes.deflated.push(piece);
                 plain_len += scratch.len();
-                if keep_plain {
-                    builder.samples.extend_from_slice(&scratch);
+                if keep_plain && plain_len > plain_limit {
+                    keep_plain = false;
+                }
+                match &mut bytes.samples {
+                    Some(samples) if keep_plain => samples.push(Bytes::copy_from_slice(&scratch)),
+                    _ => bytes.samples = None,
                 }
             }
-            if keep_plain && plain_len > plain_limit {
-                keep_plain = false;
-                for builder in &mut builders {
-                    builder.samples = Vec::new();
+            if !keep_plain {
+                for bytes in &mut families {
+                    bytes.samples = None;
                 }
             }
             let age_families = families::age_families(&part);
@@ -184,7 +187,7 @@ impl Rendered {
                 ages = age_families
                     .iter()
                     .map(|family| AgeFamily {
-                        header: Header::new(family),
+                        header: Header::new(family, &mut compressor),
                         prefixes: Vec::new(),
                         samples: Vec::new(),
                     })
@@ -196,18 +199,6 @@ impl Rendered {
                     age.samples.push((age.prefixes.len(), sample.value));
                 }
             }
-        }
-        let families = builders
-            .into_iter()
-            .map(|builder| FamilyBytes {
-                header: builder.header,
-                samples: keep_plain.then(|| Bytes::from(builder.samples)),
-                samples_deflated: builder.encoder.finish(),
-            })
-            .collect();
-        for age in &mut ages {
-            age.prefixes.shrink_to_fit();
-            age.samples.shrink_to_fit();
         }
         Rendered {
             families,
@@ -378,7 +369,7 @@ impl Published {
         let rendered = self.rendered_at(now);
         let index = format_index(format);
         let tail = rendered.tail(format, now);
-        let mut pieces = Vec::with_capacity(2 * rendered.families.len() + 3);
+        let mut pieces = Vec::with_capacity(4 * rendered.families.len() + 3);
         let mut length = 0;
         let mut push = |piece: Piece, len: usize| {
             length += len;
@@ -386,18 +377,18 @@ impl Published {
         };
         if gzip {
             let tail = deflate::Piece::compress(&tail);
-            let compressed = || {
-                rendered
-                    .families
-                    .iter()
-                    .flat_map(|family| [&family.header.deflated[index], &family.samples_deflated])
-                    .chain([&tail])
-            };
+            let mut checksum = Checksum::default();
             push(Piece::Bytes(Bytes::from_static(&deflate::GZIP_HEADER)), 10);
-            for piece in compressed() {
-                push(Piece::Bytes(piece.deflated.clone()), piece.deflated.len());
+            for family in &rendered.families {
+                let header = &family.header.deflated[index];
+                checksum = checksum.then(header.plain).then(family.checksum);
+                for piece in std::iter::once(header).chain(&family.deflated) {
+                    push(Piece::Bytes(piece.deflated.clone()), piece.deflated.len());
+                }
             }
-            let trailer = deflate::trailer(compressed());
+            checksum = checksum.then(tail.plain);
+            push(Piece::Bytes(tail.deflated.clone()), tail.deflated.len());
+            let trailer = deflate::trailer(checksum);
             push(
                 Piece::Bytes(Bytes::copy_from_slice(&trailer)),
                 trailer.len(),
@@ -406,13 +397,20 @@ impl Published {
             for family in &rendered.families {
                 let header = &family.header.plain[index];
                 push(Piece::Bytes(header.clone()), header.len());
-                let len = family.samples_deflated.plain_len as usize;
                 match &family.samples {
-                    Some(samples) => push(Piece::Bytes(samples.clone()), len),
-                    None => push(
-                        Piece::Inflate(family.samples_deflated.deflated.clone()),
-                        len,
-                    ),
+                    Some(samples) => {
+                        for chunk in samples {
+                            push(Piece::Bytes(chunk.clone()), chunk.len());
+                        }
+                    }
+                    None => {
+                        for piece in &family.deflated {
+                            push(
+                                Piece::Inflate(piece.deflated.clone()),
+                                piece.plain.len as usize,
+                            );
+                        }
+                    }
                 }
             }
             let len = tail.len();

@@ -22,110 +22,108 @@ const FINAL_BLOCK: [u8; 2] = [0x03, 0x00];
 pub struct Piece {
     /// The deflate blocks.
     pub deflated: Bytes,
-    /// CRC-32 of the plain bytes.
-    crc: u32,
-    /// Length of the plain bytes.
-    pub plain_len: u64,
+    /// CRC-32 and length of the plain bytes.
+    pub plain: Checksum,
 }
 
 impl Piece {
     /// `plain`, compressed as one piece.
     pub fn compress(plain: &[u8]) -> Self {
-        let mut encoder = PieceEncoder::new();
-        encoder.write(plain);
-        encoder.finish()
+        Compressor::new().piece(plain)
     }
 }
 
-/// Compresses a piece a slice at a time.
-pub struct PieceEncoder {
+/// The CRC-32 and length of some plain bytes; combinable, so the checksum of a concatenation is
+/// known from its parts' without reading them again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Checksum {
+    crc: u32,
+    /// The length in bytes.
+    pub len: u64,
+}
+
+impl Checksum {
+    /// The checksum of `self`'s bytes followed by `next`'s.
+    pub fn then(self, next: Checksum) -> Checksum {
+        let mut crc = crc32fast::Hasher::new_with_initial_len(self.crc, self.len);
+        crc.combine(&crc32fast::Hasher::new_with_initial_len(next.crc, next.len));
+        Checksum {
+            crc: crc.finalize(),
+            len: self.len + next.len,
+        }
+    }
+}
+
+/// Compresses pieces one after another, reusing one compressor's memory (its state is a few
+/// hundred KiB; each piece still starts from an empty dictionary, so pieces stay independent).
+pub struct Compressor {
     compress: Compress,
     out: Vec<u8>,
-    crc: crc32fast::Hasher,
-    plain_len: u64,
 }
 
-impl std::fmt::Debug for PieceEncoder {
+impl std::fmt::Debug for Compressor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PieceEncoder")
-            .field("plain_len", &self.plain_len)
-            .finish_non_exhaustive()
+        f.debug_struct("Compressor").finish_non_exhaustive()
     }
 }
 
-impl Default for PieceEncoder {
+impl Default for Compressor {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl PieceEncoder {
-    /// A new piece, compressed fast (level 1: exposition text compresses ~10× at that level).
+impl Compressor {
+    /// A compressor at the fast level (level 1: exposition text still compresses ~6-10×).
     pub fn new() -> Self {
-        PieceEncoder {
+        Compressor {
             compress: Compress::new(Compression::fast(), false),
-            out: Vec::new(),
-            crc: crc32fast::Hasher::new(),
-            plain_len: 0,
+            out: Vec::with_capacity(64 * 1024),
         }
     }
 
-    /// Adds `plain` to the piece.
-    pub fn write(&mut self, plain: &[u8]) {
-        self.crc.update(plain);
-        self.plain_len += plain.len() as u64;
-        self.run(plain, FlushCompress::None);
-    }
-
-    /// Ends the piece with a sync flush (byte-aligned, not final).
-    pub fn finish(mut self) -> Piece {
-        self.run(&[], FlushCompress::Sync);
-        self.out.shrink_to_fit();
-        Piece {
-            deflated: Bytes::from(self.out),
-            crc: self.crc.finalize(),
-            plain_len: self.plain_len,
-        }
-    }
-
-    fn run(&mut self, mut input: &[u8], flush: FlushCompress) {
+    /// `plain` as one piece: raw deflate ending with a sync flush (byte-aligned, not final).
+    pub fn piece(&mut self, plain: &[u8]) -> Piece {
+        self.compress.reset();
+        self.out.clear();
+        let mut input = plain;
         loop {
             if self.out.capacity() - self.out.len() < 1024 {
-                self.out.reserve((input.len() / 4).max(4096));
+                self.out.reserve((input.len() / 4).max(16 * 1024));
             }
             let (in_before, out_before) = (self.compress.total_in(), self.out.len());
             self.compress
-                .compress_vec(input, &mut self.out, flush)
+                .compress_vec(input, &mut self.out, FlushCompress::Sync)
                 .expect("deflating into an in-memory buffer cannot fail");
-            let consumed = (self.compress.total_in() - in_before) as usize;
-            input = &input[consumed..];
-            // zlib's rule: the call is complete (flush included) when it returns with output
-            // room to spare; with the output full, call again with more room.
+            input = &input[(self.compress.total_in() - in_before) as usize..];
+            // zlib's rule: the flush is complete when the call returns with output room to
+            // spare; with the output full, call again with more room.
             let room_left = self.out.len() < self.out.capacity();
-            let progress = consumed > 0 || self.out.len() > out_before;
+            let progress = self.compress.total_in() > in_before || self.out.len() > out_before;
             if input.is_empty() && (room_left || !progress) {
-                return;
+                break;
             }
+        }
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(plain);
+        Piece {
+            deflated: Bytes::copy_from_slice(&self.out),
+            plain: Checksum {
+                crc: crc.finalize(),
+                len: plain.len() as u64,
+            },
         }
     }
 }
 
-/// The end of a gzip member holding `pieces` in order: the final block, then CRC-32 and length.
-pub fn trailer<'a>(pieces: impl IntoIterator<Item = &'a Piece>) -> [u8; 10] {
-    let mut crc = crc32fast::Hasher::new();
-    let mut len: u64 = 0;
-    for piece in pieces {
-        crc.combine(&crc32fast::Hasher::new_with_initial_len(
-            piece.crc,
-            piece.plain_len,
-        ));
-        len += piece.plain_len;
-    }
+/// The end of a gzip member whose plain bytes have `checksum`: the final block, then CRC-32 and
+/// length.
+pub fn trailer(checksum: Checksum) -> [u8; 10] {
     let mut out = [0u8; 10];
     out[..2].copy_from_slice(&FINAL_BLOCK);
-    out[2..6].copy_from_slice(&crc.finalize().to_le_bytes());
+    out[2..6].copy_from_slice(&checksum.crc.to_le_bytes());
     // ISIZE is the length modulo 2^32 (RFC 1952).
-    out[6..].copy_from_slice(&(len as u32).to_le_bytes());
+    out[6..].copy_from_slice(&(checksum.len as u32).to_le_bytes());
     out
 }
 
@@ -197,7 +195,10 @@ mod tests {
         for piece in &pieces {
             body.extend_from_slice(&piece.deflated);
         }
-        body.extend_from_slice(&trailer(&pieces));
+        let checksum = pieces
+            .iter()
+            .fold(Checksum::default(), |sum, piece| sum.then(piece.plain));
+        body.extend_from_slice(&trailer(checksum));
         // GzDecoder reads one member and checks its CRC and length.
         let mut plain = Vec::new();
         flate2::read::GzDecoder::new(body.as_slice())
@@ -213,25 +214,29 @@ mod tests {
     }
 
     #[test]
-    fn a_piece_written_in_slices_equals_the_whole_and_inflates_in_bounded_chunks() {
+    fn a_reused_compressor_makes_independent_pieces_that_inflate_in_bounded_chunks() {
         let plain = text(30_000, "x");
-        let mut encoder = PieceEncoder::new();
-        for slice in plain.chunks(7_001) {
-            encoder.write(slice);
-        }
-        let piece = encoder.finish();
-        assert_eq!(piece.plain_len, plain.len() as u64);
+        let mut compressor = Compressor::new();
+        let first = compressor.piece(b"something else entirely\n");
+        let piece = compressor.piece(&plain);
+        assert_eq!(piece.plain.len, plain.len() as u64);
         let chunks: Vec<Bytes> = Inflater::new(piece.deflated.clone(), 64 * 1024).collect();
         assert!(chunks.iter().all(|chunk| chunk.len() <= 64 * 1024));
         assert!(chunks.len() > 1);
         assert_eq!(chunks.concat(), plain);
+        assert_eq!(
+            Inflater::new(first.deflated, 1024)
+                .collect::<Vec<_>>()
+                .concat(),
+            b"something else entirely\n"
+        );
         assert_eq!(Inflater::new(Piece::compress(b"").deflated, 10).count(), 0);
     }
 
     #[test]
     fn the_trailer_of_no_pieces_is_an_empty_member() {
         let mut body = GZIP_HEADER.to_vec();
-        body.extend_from_slice(&trailer(&[]));
+        body.extend_from_slice(&trailer(Checksum::default()));
         let mut plain = Vec::new();
         flate2::read::GzDecoder::new(body.as_slice())
             .read_to_end(&mut plain)

@@ -44,7 +44,7 @@ pub mod schedule;
 pub mod selection;
 pub mod state;
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -105,6 +105,34 @@ pub struct Poller {
     ready: bool,
     started: Instant,
     round: Option<(Instant, usize)>,
+    /// Jobs waiting for a task, per [`JobClass`]: a job is queued when due and becomes a task
+    /// when its class has room, so 10,000 due workspaces are 10,000 small queue entries, not
+    /// 10,000 tasks each holding a walk's buffers while waiting for an in-flight slot.
+    queued: [VecDeque<(String, JobKind, ApiVersion)>; 2],
+    /// Tasks running per [`JobClass`].
+    launched: [usize; 2],
+    /// Status and head jobs queued or running: the round ends when none is left.
+    open_short: usize,
+    /// Workspaces before this index in the polled list have had their first outcomes
+    /// (readiness is checked from here on, not from the start at every report).
+    ready_cursor: usize,
+}
+
+/// Status and head polls (a request or two each) and full walks (up to the page cap) have
+/// separate task budgets, so short polls never wait for a long walk to end before starting.
+#[derive(Debug, Clone, Copy)]
+enum JobClass {
+    Short = 0,
+    Walk = 1,
+}
+
+impl JobClass {
+    fn of(kind: JobKind) -> Self {
+        match kind {
+            JobKind::Status | JobKind::Head => JobClass::Short,
+            JobKind::Walk => JobClass::Walk,
+        }
+    }
 }
 
 impl Poller {
@@ -128,6 +156,21 @@ impl Poller {
             ready: false,
             started: Instant::now(),
             round: None,
+            queued: [VecDeque::new(), VecDeque::new()],
+            launched: [0, 0],
+            open_short: 0,
+            ready_cursor: 0,
+        }
+    }
+
+    /// Tasks a class may run at once: requests in flight are capped by `poll.concurrency`
+    /// anyway; twice that for short polls keeps one answer being parsed while the next request
+    /// waits for its slot.
+    fn task_budget(&self, class: JobClass) -> usize {
+        let concurrency = self.settings.poll.concurrency.max(1);
+        match class {
+            JobClass::Short => 2 * concurrency,
+            JobClass::Walk => concurrency,
         }
     }
 
@@ -241,6 +284,7 @@ impl Poller {
     }
 
     fn set_workspaces(&mut self, selected: Vec<String>) {
+        self.ready_cursor = 0;
         self.schedule.retain(&selected);
         self.state.set_workspaces(selected);
     }
@@ -254,6 +298,7 @@ impl Poller {
     ) {
         let workspaces = self.state.workspaces().to_vec();
         let version = self.state.generation().version();
+        self.ready_cursor = 0;
         self.walk_plan = self
             .state
             .generation_mut()
@@ -299,6 +344,7 @@ impl Poller {
         }
     }
 
+    /// Marks the job started and queues it for a task.
     fn spawn(
         &mut self,
         workspace: &str,
@@ -309,6 +355,35 @@ impl Poller {
         jobs: &mut JoinSet<()>,
     ) {
         self.schedule.started(workspace, kind, now);
+        if !matches!(kind, JobKind::Walk) {
+            self.open_short += 1;
+        }
+        self.queued[JobClass::of(kind) as usize].push_back((workspace.to_string(), kind, version));
+        self.launch_queued(reports, jobs);
+    }
+
+    /// Starts queued jobs while their class has room, short polls first.
+    fn launch_queued(&mut self, reports: &mpsc::UnboundedSender<Report>, jobs: &mut JoinSet<()>) {
+        for class in [JobClass::Short, JobClass::Walk] {
+            while self.launched[class as usize] < self.task_budget(class) {
+                let Some((workspace, kind, version)) = self.queued[class as usize].pop_front()
+                else {
+                    break;
+                };
+                self.launched[class as usize] += 1;
+                self.launch(&workspace, kind, version, reports, jobs);
+            }
+        }
+    }
+
+    fn launch(
+        &mut self,
+        workspace: &str,
+        kind: JobKind,
+        version: ApiVersion,
+        reports: &mpsc::UnboundedSender<Report>,
+        jobs: &mut JoinSet<()>,
+    ) {
         let client = self.client.clone();
         let settings = Arc::clone(&self.settings);
         let reports = reports.clone();
@@ -400,6 +475,11 @@ impl Poller {
                 duration,
                 outcome,
             } => {
+                let class = JobClass::of(kind) as usize;
+                self.launched[class] = self.launched[class].saturating_sub(1);
+                if !matches!(kind, JobKind::Walk) {
+                    self.open_short = self.open_short.saturating_sub(1);
+                }
                 // The period starts now and follows this run's busy time.
                 self.schedule.finished(&workspace, kind, busy, duration);
                 let stretch = self.schedule.stretch(&workspace, kind);
@@ -424,6 +504,7 @@ impl Poller {
                     }
                 }
                 self.round_progress();
+                self.launch_queued(reports, jobs);
             }
         }
         if !self.ready {
@@ -437,13 +518,9 @@ impl Poller {
         if let Some((started, _)) = self.round
             && !self.discovery_running
         {
-            // Jobs still running from this round (full walks may span many rounds: they are
-            // not waited for).
-            let busy = self.state.workspaces().iter().any(|workspace| {
-                self.schedule.is_running(workspace, JobKind::Status)
-                    || self.schedule.is_running(workspace, JobKind::Head)
-            });
-            if !busy {
+            // Status and head jobs still queued or running (full walks may span many rounds:
+            // they are not waited for). A counter: this runs at every report.
+            if self.open_short == 0 {
                 self.state.cycle_done(started.elapsed());
                 self.round = None;
             }
@@ -453,16 +530,24 @@ impl Poller {
     /// Ready once every workspace has had its first status outcome and, when walked, its
     /// first complete walk (or failure) — or max staleness after start, whichever comes first,
     /// so a huge first walk does not keep the exporter unready.
-    fn is_ready(&self) -> bool {
+    /// Runs at every report until ready, so it resumes where the last call stopped: outcomes
+    /// only accumulate (the cursor restarts when the workspaces or the walk plan change).
+    fn is_ready(&mut self) -> bool {
         let workspaces = self.state.workspaces();
         if workspaces.is_empty() {
             return self.started.elapsed() >= self.settings.poll.max_staleness;
         }
         let walks = self.state.generation().work_units_available() != Some(false);
-        workspaces.iter().all(|workspace| {
-            self.state
+        while let Some(workspace) = workspaces.get(self.ready_cursor) {
+            if !self
+                .state
                 .has_outcomes(workspace, walks && self.walk_plan.contains(workspace))
-        }) || self.started.elapsed() >= self.settings.poll.max_staleness
+            {
+                return self.started.elapsed() >= self.settings.poll.max_staleness;
+            }
+            self.ready_cursor += 1;
+        }
+        true
     }
 }
 

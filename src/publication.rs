@@ -113,10 +113,9 @@ struct FamilyBytes {
 #[derive(Debug, Clone)]
 struct AgeFamily {
     header: Header,
-    /// Each sample's line up to its value, back to back.
-    prefixes: Vec<u8>,
-    /// Per sample: where its prefix ends in `prefixes`, and the Unix time its age counts from.
-    samples: Vec<(usize, f64)>,
+    /// A part of the snapshot at a time: its samples' lines up to the value, back to back, and
+    /// per sample where its prefix ends there and the Unix time its age counts from.
+    parts: Vec<(Bytes, Vec<(u32, f64)>)>,
 }
 
 /// The poll-time bytes of one snapshot and until when they may be served.
@@ -188,16 +187,22 @@ impl Rendered {
                     .iter()
                     .map(|family| AgeFamily {
                         header: Header::new(family, &mut compressor),
-                        prefixes: Vec::new(),
-                        samples: Vec::new(),
+                        parts: Vec::new(),
                     })
                     .collect();
             }
             for (age, family) in ages.iter_mut().zip(&age_families) {
-                for sample in &family.samples {
-                    exposition::render_sample_prefix(family, sample, &mut age.prefixes);
-                    age.samples.push((age.prefixes.len(), sample.value));
+                if family.samples.is_empty() {
+                    continue;
                 }
+                scratch.clear();
+                let mut samples = Vec::with_capacity(family.samples.len());
+                for sample in &family.samples {
+                    exposition::render_sample_prefix(family, sample, &mut scratch);
+                    // A part's prefixes are far below 4 GiB.
+                    samples.push((scratch.len() as u32, sample.value));
+                }
+                age.parts.push((Bytes::copy_from_slice(&scratch), samples));
             }
         }
         Rendered {
@@ -215,16 +220,20 @@ impl Rendered {
             4096 + self
                 .ages
                 .iter()
-                .map(|age| age.prefixes.len() + 16 * age.samples.len())
+                .flat_map(|age| &age.parts)
+                .map(|(prefixes, samples)| prefixes.len() + 16 * samples.len())
                 .sum::<usize>(),
         );
         for age in &self.ages {
             tail.extend_from_slice(&age.header.plain[index]);
-            let mut start = 0;
-            for &(end, since) in &age.samples {
-                tail.extend_from_slice(&age.prefixes[start..end]);
-                exposition::render_sample_value(families::age(now, since), &mut tail);
-                start = end;
+            for (prefixes, samples) in &age.parts {
+                let mut start = 0;
+                for &(end, since) in samples {
+                    let end = end as usize;
+                    tail.extend_from_slice(&prefixes[start..end]);
+                    exposition::render_sample_value(families::age(now, since), &mut tail);
+                    start = end;
+                }
             }
         }
         exposition::render(&crate::process::process_families(), format, &mut tail);

@@ -648,7 +648,12 @@ fn add_ages(
 
 /// Seconds from `timestamp` to `now`, never negative (clock skew), to the millisecond.
 pub fn age(now: f64, timestamp: f64) -> f64 {
-    ((now - timestamp).max(0.0) * 1000.0).round() / 1000.0
+    age_millis(now, timestamp) / 1000.0
+}
+
+/// [`age`] in whole milliseconds (an integral f64).
+pub fn age_millis(now: f64, timestamp: f64) -> f64 {
+    ((now - timestamp).max(0.0) * 1000.0).round()
 }
 
 #[cfg(test)]

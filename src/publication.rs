@@ -231,7 +231,13 @@ impl Rendered {
                 for &(end, since) in samples {
                     let end = end as usize;
                     tail.extend_from_slice(&prefixes[start..end]);
-                    exposition::render_sample_value(families::age(now, since), &mut tail);
+                    let millis = families::age_millis(now, since);
+                    if millis.is_finite() && millis < exposition::MAX_PLAIN_MILLIS as f64 {
+                        // Integral and below 2^53: the cast is exact.
+                        exposition::render_millis_value(millis as u64, &mut tail);
+                    } else {
+                        exposition::render_sample_value(families::age(now, since), &mut tail);
+                    }
                     start = end;
                 }
             }

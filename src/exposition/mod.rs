@@ -169,6 +169,35 @@ pub fn render_sample_prefix(family: &MetricFamily, sample: &Sample, out: &mut Ve
     out.push(b' ');
 }
 
+/// Appends `millis / 1000` as a sample value and the line's end, as [`render_sample_value`]
+/// would, without float formatting (a scrape writes every age this way). Below
+/// [`MAX_PLAIN_MILLIS`] an f64's spacing is under half a millisecond, so the shortest decimal that
+/// round-trips `millis / 1000` is its three decimals themselves.
+pub fn render_millis_value(millis: u64, out: &mut Vec<u8>) {
+    if millis >= MAX_PLAIN_MILLIS {
+        render_sample_value(millis as f64 / 1000.0, out);
+        return;
+    }
+    let mut buffer = itoa::Buffer::new();
+    out.extend_from_slice(buffer.format(millis / 1000).as_bytes());
+    let mut fraction = millis % 1000;
+    if fraction != 0 {
+        let mut digits = 3;
+        while fraction.is_multiple_of(10) {
+            fraction /= 10;
+            digits -= 1;
+        }
+        out.push(b'.');
+        let written = buffer.format(fraction);
+        out.extend(std::iter::repeat_n(b'0', digits - written.len()));
+        out.extend_from_slice(written.as_bytes());
+    }
+    out.push(b'\n');
+}
+
+/// Milliseconds (10^15: ~31,700 years) from which [`render_millis_value`] formats the float.
+pub const MAX_PLAIN_MILLIS: u64 = 1_000_000_000_000_000;
+
 /// Appends a sample value and the line's end: the rest of a line begun by
 /// [`render_sample_prefix`].
 pub fn render_sample_value(value: f64, out: &mut Vec<u8>) {
@@ -359,6 +388,38 @@ pub fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn millisecond_values_are_written_as_the_float_formatting_writes_their_seconds() {
+        let mut cases: Vec<u64> = (0..20_000).collect();
+        cases.extend([
+            999_999_999,
+            1_795_318_100_123,
+            1_795_318_100_100,
+            MAX_PLAIN_MILLIS - 1,
+            MAX_PLAIN_MILLIS,
+            (1 << 53) - 1,
+            u64::MAX / 4,
+        ]);
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..200_000 {
+            // xorshift: deterministic spread over ages up to ~10^13 ms.
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            cases.push(state % 10_000_000_000_000);
+        }
+        for millis in cases {
+            let (mut fast, mut float) = (Vec::new(), Vec::new());
+            render_millis_value(millis, &mut fast);
+            render_sample_value(millis as f64 / 1000.0, &mut float);
+            assert_eq!(
+                String::from_utf8_lossy(&fast),
+                String::from_utf8_lossy(&float),
+                "{millis} ms"
+            );
+        }
+    }
 
     fn rendered(families: &[MetricFamily], format: Format) -> String {
         let mut out = Vec::new();

@@ -119,7 +119,8 @@ pub struct Poller {
 }
 
 /// Status and head polls (a request or two each) and full walks (up to the page cap) have
-/// separate task budgets, so short polls never wait for a long walk to end before starting.
+/// separate task budgets ([`Poller::task_budget`]), so short polls never wait for a long walk
+/// to end before starting.
 #[derive(Debug, Clone, Copy)]
 enum JobClass {
     Short = 0,
@@ -163,14 +164,15 @@ impl Poller {
         }
     }
 
-    /// Tasks a class may run at once: requests in flight are capped by `poll.concurrency`
-    /// anyway; twice that for short polls keeps one answer being parsed while the next request
-    /// waits for its slot.
+    /// Tasks a class may run at once. Requests in flight are capped by `poll.concurrency`
+    /// anyway, but a job also waits out its retries' backoff without a request in flight, so
+    /// the budgets leave room for jobs of failing workspaces: short polls are small (64 of
+    /// them, or 8 per request slot), walks hold their buffers (2 per request slot).
     fn task_budget(&self, class: JobClass) -> usize {
         let concurrency = self.settings.poll.concurrency.max(1);
         match class {
-            JobClass::Short => 2 * concurrency,
-            JobClass::Walk => concurrency,
+            JobClass::Short => (8 * concurrency).max(64),
+            JobClass::Walk => 2 * concurrency,
         }
     }
 

@@ -1468,9 +1468,19 @@ async fn a_time_compressed_soak_keeps_series_and_memory_flat() {
     )
     .await;
     let client = http_client();
-    let first = scrape_until(&client, &base, Duration::from_secs(30), "first poll", |s| {
-        poll_cycles(s) >= 1.0
-    })
+    // The run starts once every workspace has been walked: on a loaded machine the first
+    // walks can take seconds, and a first half without them would make any later half look
+    // like growth.
+    let first = scrape_until(
+        &client,
+        &base,
+        Duration::from_secs(30),
+        "every workspace walked",
+        |s| {
+            poll_cycles(s) >= 1.0
+                && crate::util::select(s, "honcho_exporter_walk_duration_seconds", &[]).len() >= 4
+        },
+    )
     .await;
     let cycles_at_start = poll_cycles(&first);
     let started = Instant::now();

@@ -137,7 +137,6 @@ impl Rendered {
         let mut compressor = Compressor::new();
         let mut families: Vec<FamilyBytes> = Vec::new();
         let mut ages: Vec<AgeFamily> = Vec::new();
-        let mut keep_plain = true;
         let mut plain_len = 0;
         let mut scratch = Vec::with_capacity(64 * 1024);
         for part in Part::split(snapshot, WORKSPACES_PER_PART) {
@@ -168,15 +167,12 @@ impl Rendered {
                 bytes.checksum = bytes.checksum.then(piece.plain);
                 bytes.deflated.push(piece);
                 plain_len += scratch.len();
-                if keep_plain && plain_len > plain_limit {
-                    keep_plain = false;
-                }
-                match &mut bytes.samples {
-                    Some(samples) if keep_plain => samples.push(Bytes::copy_from_slice(&scratch)),
-                    _ => bytes.samples = None,
+                if let Some(samples) = bytes.samples.as_mut().filter(|_| plain_len <= plain_limit) {
+                    samples.push(Bytes::copy_from_slice(&scratch));
                 }
             }
-            if !keep_plain {
+            if plain_len > plain_limit {
+                // Over the limit: no family keeps plain lines any more.
                 for bytes in &mut families {
                     bytes.samples = None;
                 }
@@ -231,13 +227,7 @@ impl Rendered {
                 for &(end, since) in samples {
                     let end = end as usize;
                     tail.extend_from_slice(&prefixes[start..end]);
-                    let millis = families::age_millis(now, since);
-                    if millis.is_finite() && millis < exposition::MAX_PLAIN_MILLIS as f64 {
-                        // Integral and below 2^53: the cast is exact.
-                        exposition::render_millis_value(millis as u64, &mut tail);
-                    } else {
-                        exposition::render_sample_value(families::age(now, since), &mut tail);
-                    }
+                    exposition::render_millis_value(families::age_millis(now, since), &mut tail);
                     start = end;
                 }
             }

@@ -170,14 +170,17 @@ pub fn render_sample_prefix(family: &MetricFamily, sample: &Sample, out: &mut Ve
 }
 
 /// Appends `millis / 1000` as a sample value and the line's end, as [`render_sample_value`]
-/// would, without float formatting (a scrape writes every age this way). Below
-/// [`MAX_PLAIN_MILLIS`] an f64's spacing is under half a millisecond, so the shortest decimal that
-/// round-trips `millis / 1000` is its three decimals themselves.
-pub fn render_millis_value(millis: u64, out: &mut Vec<u8>) {
-    if millis >= MAX_PLAIN_MILLIS {
-        render_sample_value(millis as f64 / 1000.0, out);
+/// would, without float formatting when `millis` is a whole number of milliseconds in
+/// `0..MAX_PLAIN_MILLIS` (a scrape writes every age this way): there an f64's spacing is under
+/// half a millisecond, so the shortest decimal that round-trips `millis / 1000` is its three
+/// decimals themselves. Anything else goes through [`render_sample_value`].
+pub fn render_millis_value(millis: f64, out: &mut Vec<u8>) {
+    if !(millis.fract() == 0.0 && (0.0..MAX_PLAIN_MILLIS as f64).contains(&millis)) {
+        render_sample_value(millis / 1000.0, out);
         return;
     }
+    // Integral and below 10^15 < 2^53: the cast is exact.
+    let millis = millis as u64;
     let mut buffer = itoa::Buffer::new();
     out.extend_from_slice(buffer.format(millis / 1000).as_bytes());
     let mut fraction = millis % 1000;
@@ -411,7 +414,7 @@ mod tests {
         }
         for millis in cases {
             let (mut fast, mut float) = (Vec::new(), Vec::new());
-            render_millis_value(millis, &mut fast);
+            render_millis_value(millis as f64, &mut fast);
             render_sample_value(millis as f64 / 1000.0, &mut float);
             assert_eq!(
                 String::from_utf8_lossy(&fast),

@@ -104,7 +104,8 @@ pub struct Poller {
     discovery_running: bool,
     ready: bool,
     started: Instant,
-    round: Option<(Instant, usize)>,
+    /// When the current round of status and head polls started.
+    round: Option<Instant>,
     /// Jobs waiting for a task, per [`JobClass`]: a job is queued when due and becomes a task
     /// when its class has room, so 10,000 due workspaces are 10,000 small queue entries, not
     /// 10,000 tasks each holding a walk's buffers while waiting for an in-flight slot.
@@ -270,7 +271,7 @@ impl Poller {
             if self.state.workspaces().is_empty() {
                 // Nothing known yet: the jobs start when discovery answers (the round ends
                 // with it if it fails).
-                self.round = Some((now, 0));
+                self.round = Some(now);
                 return;
             }
         } else {
@@ -282,7 +283,7 @@ impl Poller {
             self.set_workspaces(selected);
         }
         self.start_due(now, reports, jobs);
-        self.round = Some((now, jobs.len()));
+        self.round = Some(now);
     }
 
     fn set_workspaces(&mut self, selected: Vec<String>) {
@@ -357,7 +358,7 @@ impl Poller {
         jobs: &mut JoinSet<()>,
     ) {
         self.schedule.started(workspace, kind, now);
-        if !matches!(kind, JobKind::Walk) {
+        if matches!(JobClass::of(kind), JobClass::Short) {
             self.open_short += 1;
         }
         self.queued[JobClass::of(kind) as usize].push_back((workspace.to_string(), kind, version));
@@ -455,7 +456,7 @@ impl Poller {
                         let tick = Instant::now();
                         self.start_due(tick, reports, jobs);
                         if first {
-                            self.round = Some((tick, jobs.len()));
+                            self.round = Some(tick);
                         }
                     }
                     Err(error) => self.state.discovery_failed(&error),
@@ -479,7 +480,7 @@ impl Poller {
             } => {
                 let class = JobClass::of(kind) as usize;
                 self.launched[class] = self.launched[class].saturating_sub(1);
-                if !matches!(kind, JobKind::Walk) {
+                if matches!(JobClass::of(kind), JobClass::Short) {
                     self.open_short = self.open_short.saturating_sub(1);
                 }
                 // The period starts now and follows this run's busy time.
@@ -517,7 +518,7 @@ impl Poller {
     /// The round of jobs started at the last tick: when all have ended, its duration is the
     /// poll duration.
     fn round_progress(&mut self) {
-        if let Some((started, _)) = self.round
+        if let Some(started) = self.round
             && !self.discovery_running
         {
             // Status and head jobs still queued or running (full walks may span many rounds:

@@ -325,6 +325,11 @@ fn poll_cycles(samples: &[ParsedSample]) -> f64 {
     sum(samples, "honcho_exporter_poll_cycles_total", &[])
 }
 
+/// The configured poll interval the exporter reports.
+fn poll_interval(samples: &[ParsedSample]) -> Option<f64> {
+    value(samples, "honcho_exporter_poll_interval_seconds", &[])
+}
+
 /// Series in a text exposition: sample lines.
 fn series_count(text: &str) -> usize {
     text.lines()
@@ -1222,10 +1227,8 @@ async fn sighup_reloads_the_config_file_and_keeps_the_old_one_when_the_new_is_in
         base,
     } = start_reloadable("2s").await;
     let client = http_client();
-    let interval =
-        |samples: &[ParsedSample]| value(samples, "honcho_exporter_poll_interval_seconds", &[]);
     scrape_until(&client, &base, Duration::from_secs(30), "interval 2", |s| {
-        interval(s) == Some(2.0)
+        poll_interval(s) == Some(2.0)
     })
     .await;
 
@@ -1236,7 +1239,7 @@ async fn sighup_reloads_the_config_file_and_keeps_the_old_one_when_the_new_is_in
         &base,
         Duration::from_secs(30),
         "interval 3 after SIGHUP",
-        |s| interval(s) == Some(3.0),
+        |s| poll_interval(s) == Some(3.0),
     )
     .await;
     exporter
@@ -1258,7 +1261,7 @@ async fn sighup_reloads_the_config_file_and_keeps_the_old_one_when_the_new_is_in
     );
     let samples = scrape_until(&client, &base, Duration::from_secs(10), "scrape", |_| true).await;
     assert_eq!(
-        interval(&samples),
+        poll_interval(&samples),
         Some(3.0),
         "the running configuration is kept"
     );
@@ -1282,10 +1285,8 @@ async fn sighup_with_a_listen_address_taken_keeps_the_running_config_and_goes_on
         base,
     } = start_reloadable("2s").await;
     let client = http_client();
-    let interval =
-        |samples: &[ParsedSample]| value(samples, "honcho_exporter_poll_interval_seconds", &[]);
     scrape_until(&client, &base, Duration::from_secs(30), "interval 2", |s| {
-        interval(s) == Some(2.0)
+        poll_interval(s) == Some(2.0)
     })
     .await;
 
@@ -1316,7 +1317,7 @@ async fn sighup_with_a_listen_address_taken_keeps_the_running_config_and_goes_on
     );
     let samples = scrape_until(&client, &base, Duration::from_secs(10), "scrape", |_| true).await;
     assert_eq!(
-        interval(&samples),
+        poll_interval(&samples),
         Some(2.0),
         "the running configuration is kept, still served on its address"
     );

@@ -13,11 +13,11 @@ use tokio::task::JoinHandle;
 
 use crate::config::{Settings, Source};
 use crate::honcho::{Client, ClientBuildError};
-use crate::poller::Poller;
-use crate::postgres::PostgresSource;
-use crate::postgres::source::SourceBuildError;
-use crate::publication::{self, Published, SharedPublished};
+use crate::publication::{self, SharedPublished};
 use crate::server::{self, ServerContext, SharedContext};
+use crate::source::api::Poller;
+use crate::source::postgres::PostgresSource;
+use crate::source::postgres::source::SourceBuildError;
 use crate::web_config::{WebConfig, WebConfigError};
 
 /// Why the exporter could not start.
@@ -103,10 +103,7 @@ impl Exporter {
             settings.poll.concurrency,
         )?;
         let web_config = load_web_config(&settings)?;
-        let initial = match settings.source {
-            Source::Api => Published::initial(&settings),
-            Source::Postgres => crate::postgres::source::initial_published(&settings),
-        };
+        let initial = crate::source::initial_publication(&settings);
         let published: SharedPublished = Arc::new(RwLock::new(Arc::new(initial)));
         let context = SharedContext::new(server_context(&settings, web_config, &published));
         let poller = start_poller(Arc::clone(&settings), client, &published)?;

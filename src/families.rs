@@ -570,11 +570,23 @@ fn postgres_families(snapshot: &Snapshot) -> Vec<MetricFamily> {
             mapping_time.push(Vec::new(), value.as_secs_f64());
         }
         if let Some(value) = &stats.schema_revision {
-            let honcho = crate::postgres::queries::honcho_of_revision(value).unwrap_or("unknown");
+            let honcho = stats.honcho_version.unwrap_or("unknown");
             revision.push(labels(&[("revision", value), ("honcho", honcho)]), 1.0);
         }
     }
-    vec![source, database_time, mapping_time, revision]
+    let mut families = vec![source, database_time, mapping_time, revision];
+    if let Some(rejected) = postgres.and_then(|stats| stats.password_reload_errors.as_ref()) {
+        let mut password = MetricFamily::new(
+            "honcho_exporter_postgres_password_reload_errors",
+            "Changes of the database password file that were not used, by reason (unreadable, empty): the previous password stays in use. Each version of the file counts once",
+            MetricType::Counter,
+        );
+        for (reason, count) in rejected {
+            password.push(labels(&[("reason", reason)]), *count as f64);
+        }
+        families.push(password);
+    }
+    families
 }
 
 /// What is computed at scrape time: ages. Each sample's value is the Unix time its age is

@@ -48,12 +48,12 @@ pub mod exposition;
 pub mod families;
 pub mod honcho;
 pub mod metric;
-pub mod poller;
-pub mod postgres;
 pub mod process;
 pub mod publication;
 pub mod server;
 pub mod snapshot;
+pub mod source;
+pub mod upstream;
 pub mod web_config;
 
 /// The version printed by `--version` and exported in `honcho_exporter_build_info`.

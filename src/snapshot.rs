@@ -634,6 +634,10 @@ pub struct PostgresStats {
     pub mapping_time: Option<Duration>,
     /// `alembic_version` of the last successful schema check.
     pub schema_revision: Option<String>,
+    /// The Honcho release that revision belongs to, when the source knows it.
+    pub honcho_version: Option<&'static str>,
+    /// Changes of the password file not used, by reason; `None` without a password file.
+    pub password_reload_errors: Option<BTreeMap<&'static str, u64>>,
 }
 
 /// One poll cycle's immutable result.

@@ -30,7 +30,9 @@ mod cli;
 mod duration;
 mod error;
 mod parse;
+pub mod postgres_url;
 mod resolve;
+pub mod secret_file;
 mod sources;
 pub mod table;
 pub(crate) mod yaml;
@@ -90,9 +92,9 @@ impl Source {
 /// The database source's connection. Debug never shows the password (it is a [`TokenSource`]).
 #[derive(Debug, Clone)]
 pub struct PostgresSettings {
-    /// `postgres://user@host:port/db?sslmode=…` without a password (`postgres.url`); required
-    /// with `poll.source: postgres`.
-    pub url: Option<String>,
+    /// `postgres://user@host:port/db?sslmode=…` without a password (`postgres.url`), parsed;
+    /// required with `poll.source: postgres`.
+    pub url: Option<postgres_url::ConnectOptions>,
     /// The password: a file (`postgres.password_file`, re-read when it changes) or
     /// `HONCHO_EXPORTER_POSTGRES_PASSWORD`; `None` for trust/peer/certificate logins.
     pub password: Option<TokenSource>,

@@ -14,6 +14,8 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use url::Url;
 
+use super::postgres_url::ConnectOptions;
+
 use super::duration::parse_duration;
 use super::{GenerationOverride, LogFormat, Source};
 use crate::web_config::WebConfig;
@@ -195,25 +197,9 @@ pub(crate) fn parse_source(text: &str) -> Result<Source, String> {
     }
 }
 
-/// A `postgres://` URL without a password (the password has its own file or variable, so it
-/// never shows in `ps`, logs or the config file). Never echoes the URL (it may hold one).
-pub(crate) fn parse_postgres_url(text: &str) -> Result<String, String> {
-    let url = Url::parse(text.trim()).map_err(|error| format!("not a URL: {error}"))?;
-    if !matches!(url.scheme(), "postgres" | "postgresql") {
-        return Err(format!(
-            "expected a postgres:// URL, got scheme {:?}",
-            url.scheme()
-        ));
-    }
-    if url.password().is_some() {
-        return Err(
-            "must not contain a password; use postgres.password_file or \
-             HONCHO_EXPORTER_POSTGRES_PASSWORD"
-                .to_string(),
-        );
-    }
-    crate::postgres::ConnectOptions::parse(text.trim()).map_err(|error| error.to_string())?;
-    Ok(text.trim().to_string())
+/// `postgres.url`, parsed once here (see [`super::postgres_url`]).
+pub(crate) fn parse_postgres_url(text: &str) -> Result<ConnectOptions, String> {
+    ConnectOptions::parse(text.trim()).map_err(|error| error.0)
 }
 
 pub(crate) fn parse_password_file(text: &str) -> Result<PathBuf, String> {

@@ -731,9 +731,17 @@ pub static SETTINGS: &[Setting] = &[
         value_name: "DURATION",
         shape: Shape::Scalar,
         is_path: false,
-        default: Default::Text("5s"),
+        default: Default::Derived {
+            shown: "min(5s, poll.timeout / 2)",
+            derive: |settings| {
+                settings.postgres.statement_timeout =
+                    default_statement_timeout(settings.poll.timeout);
+            },
+        },
         help: "statement_timeout of the database source's cycle; shorter than poll.timeout",
-        details: "",
+        details: "The default follows `poll.timeout` (as that follows the interval), leaving \
+                  the other half for connecting and the schema check, so `--poll.interval 5s` \
+                  alone gives 2 s; an explicit value is still checked.",
         apply: |settings, value| {
             settings.postgres.statement_timeout = value.scalar(positive_duration)?;
             Ok(())
@@ -774,6 +782,11 @@ pub static SETTINGS: &[Setting] = &[
 /// interval, which `poll.timeout` must be, with a fifth of the interval left for the rest.
 pub fn default_poll_timeout(interval: Duration) -> Duration {
     Duration::from_secs(10).min(interval.mul_f64(0.8))
+}
+
+/// The default `postgres.statement_timeout` for a poll timeout: min(5 s, half of it).
+pub fn default_statement_timeout(poll_timeout: Duration) -> Duration {
+    Duration::from_secs(5).min(poll_timeout / 2)
 }
 
 fn parse_duty_factor(text: &str) -> Result<f64, String> {

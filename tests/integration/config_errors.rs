@@ -519,7 +519,7 @@ fn full_file_sets_every_key() {
     assert_eq!(settings.source, honcho_exporter::config::Source::Postgres);
     let postgres = &settings.postgres;
     assert_eq!(
-        postgres.url.as_deref(),
+        postgres.url.as_ref().map(|url| url.as_str()),
         Some("postgres://honcho_exporter@db.example.com:5432/honcho?sslmode=verify-full")
     );
     match &postgres.password {
@@ -828,5 +828,61 @@ fn demo_has_its_own_defaults_and_flags() {
     assert!(
         matches!(bad, ConfigError::Usage(_)) && bad.exit_code() == 2,
         "{bad:?}"
+    );
+}
+
+#[test]
+fn the_statement_timeout_default_follows_a_short_poll_interval() {
+    let url = "postgres://honcho_exporter@127.0.0.1:5432/honcho?sslmode=disable";
+    let short = settings(
+        &[
+            "--source",
+            "postgres",
+            "--postgres.url",
+            url,
+            "--poll.interval",
+            "5s",
+        ],
+        &[],
+    );
+    assert_eq!(short.poll.timeout, Duration::from_secs(4));
+    assert_eq!(short.postgres.statement_timeout, Duration::from_secs(2));
+    let default = settings(&["--source", "postgres", "--postgres.url", url], &[]);
+    assert_eq!(default.postgres.statement_timeout, Duration::from_secs(5));
+    let explicit = error(
+        &[
+            "--source",
+            "postgres",
+            "--postgres.url",
+            url,
+            "--poll.interval",
+            "5s",
+            "--postgres.statement-timeout",
+            "4s",
+        ],
+        &[],
+    );
+    assert_eq!(
+        explicit.to_string(),
+        "postgres.statement_timeout (4s) must be shorter than poll.timeout (4s)"
+    );
+}
+
+#[test]
+fn an_unknown_postgres_url_option_is_named() {
+    let error = error(
+        &[
+            "--source",
+            "postgres",
+            "--postgres.url",
+            "postgres://u@h/db?sslmod=require",
+        ],
+        &[],
+    );
+    assert!(
+        error.to_string().starts_with(
+            "--postgres.url: unknown option \"sslmod\"; expected one of sslmode, user,"
+        ),
+        "{error}"
     );
 }

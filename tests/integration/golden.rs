@@ -268,6 +268,10 @@ fn scenario(name: &str) -> Snapshot {
                 database_time: Some(std::time::Duration::from_millis(640)),
                 mapping_time: Some(std::time::Duration::from_millis(85)),
                 schema_revision: Some("e4eba9cfaa6f".to_string()),
+                honcho_version: honcho_exporter::source::postgres::queries::honcho_of_revision(
+                    "e4eba9cfaa6f",
+                ),
+                password_reload_errors: None,
             });
             snapshot
         }

@@ -12,12 +12,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
+use honcho_exporter::config::postgres_url::ConnectOptions;
 use honcho_exporter::config::{Secret, Settings, Source, TokenSource};
 use honcho_exporter::exposition::{self, Format};
 use honcho_exporter::families;
-use honcho_exporter::postgres::PostgresSource;
-use honcho_exporter::postgres::source::initial_published;
 use honcho_exporter::publication::{self, SharedPublished};
+use honcho_exporter::source::initial_publication;
+use honcho_exporter::source::postgres::PostgresSource;
 
 use crate::util;
 
@@ -216,7 +217,9 @@ fn ready() -> bool {
 fn settings(database: &str, password: TokenSource) -> Settings {
     let mut settings = Settings::with_url(url::Url::parse("http://127.0.0.1:9").expect("url"));
     settings.source = Source::Postgres;
-    settings.postgres.url = Some(cluster().url(database));
+    settings.postgres.url = Some(
+        ConnectOptions::parse(&cluster().url(database)).expect("the test cluster's URL is valid"),
+    );
     settings.postgres.password = Some(password);
     settings.postgres.statement_timeout = Duration::from_millis(500);
     settings.poll.interval = Duration::from_millis(200);
@@ -239,7 +242,7 @@ impl Harness {
     fn new(settings: Settings) -> Harness {
         let settings = Arc::new(settings);
         let published: SharedPublished =
-            Arc::new(RwLock::new(Arc::new(initial_published(&settings))));
+            Arc::new(RwLock::new(Arc::new(initial_publication(&settings))));
         let source =
             PostgresSource::new(Arc::clone(&settings), Arc::clone(&published)).expect("source");
         Harness { source, published }
@@ -413,10 +416,13 @@ async fn a_database_that_is_down_is_connect() {
         return;
     }
     let mut settings = settings("honcho3", env_password());
-    settings.postgres.url = Some(format!(
-        "postgres://honcho_exporter@127.0.0.1:{}/honcho3?sslmode=disable",
-        free_port()
-    ));
+    settings.postgres.url = Some(
+        ConnectOptions::parse(&format!(
+            "postgres://honcho_exporter@127.0.0.1:{}/honcho3?sslmode=disable",
+            free_port()
+        ))
+        .expect("valid URL"),
+    );
     let mut harness = Harness::new(settings);
     let text = harness.cycle().await;
     assert_has(&text, POSTGRES_DOWN);
@@ -496,7 +502,7 @@ mod equivalence {
     use super::*;
     use honcho_exporter::config::Scope;
     use honcho_exporter::honcho::Client;
-    use honcho_exporter::poller::Poller;
+    use honcho_exporter::source::api::Poller;
     use honcho_sim::{
         Generation, LoadedTask, LoadedUnit, LoadedWorkspace, QueueState, Simulator, SimulatorConfig,
     };
@@ -759,7 +765,7 @@ mod equivalence {
         api_settings.poll.max_staleness = Duration::from_secs(60);
         let api_settings = Arc::new(api_settings);
         let published: SharedPublished = Arc::new(RwLock::new(Arc::new(
-            honcho_exporter::publication::Published::initial(&api_settings),
+            honcho_exporter::source::initial_publication(&api_settings),
         )));
         let client = Client::new(&api_settings.honcho, api_settings.poll.timeout).expect("client");
         let poller = Poller::new(Arc::clone(&api_settings), client, Arc::clone(&published));
@@ -998,4 +1004,55 @@ async fn a_connection_killed_mid_run_is_replaced() {
         assert_eq!(error_count(&text, "connect"), 1, "{text}");
     }
     assert!(recovered, "the source reconnected");
+}
+
+#[tokio::test]
+async fn an_emptied_or_deleted_password_file_keeps_the_working_connection() {
+    if !ready() {
+        return;
+    }
+    let cluster = cluster();
+    let database = cluster.database("honcho3");
+    cluster.psql(&database, QUEUE);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("password");
+    std::fs::write(&file, format!("{EXPORTER_PASSWORD}\n")).expect("write");
+    let mut harness = Harness::new(settings(&database, TokenSource::File(file.clone())));
+    assert_has(&harness.cycle().await, POSTGRES_UP);
+
+    std::fs::write(&file, "").expect("empty the file");
+    let text = harness.cycle().await;
+    assert_has(&text, POSTGRES_UP);
+    assert_eq!(error_count(&text, "auth"), 0, "{text}");
+    assert_has(
+        &text,
+        r#"honcho_exporter_postgres_password_reload_errors_total{reason="empty"} 1"#,
+    );
+    let text = harness.cycle().await;
+    assert_has(
+        &text,
+        r#"honcho_exporter_postgres_password_reload_errors_total{reason="empty"} 1"#,
+    );
+
+    std::fs::remove_file(&file).expect("delete the file");
+    let text = harness.cycle().await;
+    assert_has(&text, POSTGRES_UP);
+    assert_eq!(error_count(&text, "auth"), 0, "{text}");
+    assert_has(
+        &text,
+        r#"honcho_exporter_postgres_password_reload_errors_total{reason="unreadable"} 1"#,
+    );
+    assert!(text.contains(r#"honcho_queue_items{workspace="acme",state="completed"} 2"#));
+}
+
+#[tokio::test]
+async fn a_database_that_does_not_exist_is_connect_not_query() {
+    if !ready() {
+        return;
+    }
+    let mut harness = Harness::new(settings("no_such_database", env_password()));
+    let text = harness.cycle().await;
+    assert_has(&text, POSTGRES_DOWN);
+    assert_eq!(error_count(&text, "query"), 0, "{text}");
+    assert_eq!(error_count(&text, "connect"), 1, "{text}");
 }

@@ -12,27 +12,16 @@ use std::time::Duration;
 
 use crate::config::GenerationOverride;
 use crate::honcho::types::ItemCounts;
-use crate::honcho::{ApiVersion, Endpoint, RequestCounts, UpstreamError, WalkOutcome};
+use crate::honcho::{ApiVersion, RequestCounts, UpstreamError, WalkOutcome};
 use crate::publication::SnapshotSource;
 use crate::snapshot::{
     EndpointHealth, ExporterStats, Snapshot, StatusSummary, WorkUnitAggregate, WorkspaceSnapshot,
     merge_head,
 };
+use crate::upstream::Endpoint;
 
 use super::generation::{Change, GenerationDetector, NotFoundMeaning, WorkUnitsAnswer};
-
-/// When a stored success arrived and until when it may be served (Unix seconds).
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Stamp {
-    at: f64,
-    until: f64,
-}
-
-impl Stamp {
-    fn servable(self, now: f64) -> bool {
-        now < self.until
-    }
-}
+use crate::source::bookkeeping::{Counters, Health, Stamp, Transition, next_bound};
 
 /// The head of a walk: its first page, aggregated.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,11 +89,8 @@ pub struct PollState {
     /// Shared with publications: publishing clones the map (reference counts, not records), and
     /// a change copies only the record it changes while a publication still holds it.
     records: BTreeMap<String, Arc<WorkspaceRecord>>,
-    discovery: Option<EndpointHealth>,
-    errors: BTreeMap<(Endpoint, &'static str), u64>,
-    capped: BTreeMap<&'static str, u64>,
-    cycles: u64,
-    last_duration: Option<Duration>,
+    discovery: Health,
+    counters: Counters,
 }
 
 impl PollState {
@@ -125,11 +111,8 @@ impl PollState {
             flush_enabled: None,
             workspaces: Vec::new(),
             records: BTreeMap::new(),
-            discovery: None,
-            errors: BTreeMap::new(),
-            capped: BTreeMap::new(),
-            cycles: 0,
-            last_duration: None,
+            discovery: Health::default(),
+            counters: Counters::default(),
         }
     }
 
@@ -187,8 +170,7 @@ impl PollState {
 
     /// A round of polls ended after `duration`.
     pub fn cycle_done(&mut self, duration: Duration) {
-        self.cycles += 1;
-        self.last_duration = Some(duration);
+        self.counters.cycle_done(duration);
     }
 
     /// Discovery succeeded on `version`.
@@ -196,17 +178,13 @@ impl PollState {
         if let Some(change) = self.generation.discovered_on(version) {
             self.apply(change);
         }
-        self.discovery = Some(EndpointHealth {
-            up: true,
-            last_success: Some(now),
-        });
+        self.discovery.succeeded(now);
     }
 
     /// Discovery failed; logs on the transition only.
     pub fn discovery_failed(&mut self, error: &UpstreamError) {
         self.count_error(Endpoint::Discovery, error.reason());
-        let previous = self.discovery.unwrap_or_default();
-        if previous.up || self.discovery.is_none() {
+        if self.discovery.failed() == Transition::Failed {
             let hint = if matches!(error.reason(), "http_401" | "http_403") {
                 " (workspaces/list needs an admin token; with a workspace token, list the workspaces with --workspaces)"
             } else {
@@ -214,10 +192,6 @@ impl PollState {
             };
             tracing::warn!(reason = error.reason(), %error, "workspace discovery failed{hint}");
         }
-        self.discovery = Some(EndpointHealth {
-            up: false,
-            last_success: previous.last_success,
-        });
     }
 
     /// Merges one workspace's queue/status (+ scopes) outcome that arrived at `now`; a success
@@ -238,15 +212,13 @@ impl PollState {
         let record = Arc::make_mut(self.records.entry(outcome.workspace.clone()).or_default());
         match outcome.status {
             Ok(summary) => {
-                *self.capped.entry("session_items").or_insert(0) += summary.capped_sessions;
+                self.counters
+                    .count_capped("session_items", summary.capped_sessions);
                 record.status = Some((stamp, summary));
                 mark(record, Endpoint::Status, None, now, workspace);
             }
             Err(error) => {
-                *self
-                    .errors
-                    .entry((Endpoint::Status, error.reason()))
-                    .or_insert(0) += 1;
+                self.counters.count_error(Endpoint::Status, error.reason());
                 // A failed poll: the last success is served up to the plain bound only.
                 if let Some((stamp, _)) = record.status.as_mut() {
                     stamp.until = stamp.until.min(stamp.at + plain);
@@ -262,10 +234,7 @@ impl PollState {
                         record.scopes.insert(scope, (stamp, counts));
                     }
                     Err(error) => {
-                        *self
-                            .errors
-                            .entry((Endpoint::Scope, error.reason()))
-                            .or_insert(0) += 1;
+                        self.counters.count_error(Endpoint::Scope, error.reason());
                         if let Some((stamp, _)) = record.scopes.get_mut(&scope) {
                             stamp.until = stamp.until.min(stamp.at + plain);
                         }
@@ -302,14 +271,12 @@ impl PollState {
                 self.work_units_present(workspace, now);
                 self.batch_max_tokens = aggregate.batch_max_tokens.or(self.batch_max_tokens);
                 self.flush_enabled = aggregate.flush_enabled.or(self.flush_enabled);
-                *self.capped.entry("work_unit_detail").or_insert(0) += aggregate.capped_detail;
+                self.counters
+                    .count_capped("work_unit_detail", aggregate.capped_detail);
                 let stamp = self.stamp(now, stretch + duration);
                 let record = Arc::make_mut(self.records.entry(workspace.to_string()).or_default());
                 if walk.truncated {
-                    *self
-                        .errors
-                        .entry((Endpoint::WorkUnits, "page_cap"))
-                        .or_insert(0) += 1;
+                    self.counters.count_error(Endpoint::WorkUnits, "page_cap");
                     if !record.walk_truncated {
                         tracing::warn!(
                             workspace,
@@ -399,10 +366,7 @@ impl PollState {
     }
 
     fn stamp(&self, now: f64, stretch: Duration) -> Stamp {
-        Stamp {
-            at: now,
-            until: now + (self.max_staleness + stretch).as_secs_f64(),
-        }
+        Stamp::new(now, self.max_staleness + stretch)
     }
 
     fn work_units_present(&mut self, workspace: &str, now: f64) {
@@ -430,10 +394,8 @@ impl PollState {
                 return;
             }
         }
-        *self
-            .errors
-            .entry((Endpoint::WorkUnits, error.reason()))
-            .or_insert(0) += 1;
+        self.counters
+            .count_error(Endpoint::WorkUnits, error.reason());
         let record = Arc::make_mut(self.records.entry(workspace.to_string()).or_default());
         mark(record, Endpoint::WorkUnits, Some(&error), now, workspace);
     }
@@ -468,7 +430,7 @@ impl PollState {
     }
 
     fn count_error(&mut self, endpoint: Endpoint, reason: &'static str) {
-        *self.errors.entry((endpoint, reason)).or_insert(0) += 1;
+        self.counters.count_error(endpoint, reason);
     }
 
     /// What may be served at `now`: every record minus values past their bound.
@@ -495,18 +457,13 @@ impl PollState {
             batch_max_tokens: self.batch_max_tokens,
             flush_enabled: self.flush_enabled,
             exporter: ExporterStats {
-                poll_duration: self.last_duration,
-                poll_interval: self.poll_interval,
-                poll_cycles: self.cycles,
                 requests,
-                errors: self.errors.clone(),
-                capped: self.capped.clone(),
-                discovery: self.discovery,
+                discovery: self.discovery.get(),
                 generation: generation.generation(),
                 status_split: generation.status_split(),
                 work_units_available: generation.work_units_available(),
                 token_reload_errors,
-                ..ExporterStats::default()
+                ..self.counters.stats(self.poll_interval)
             },
         }
     }
@@ -566,10 +523,7 @@ impl PollState {
             bounds.extend(record.head.as_ref().map(|(stamp, _)| stamp.until));
             bounds.extend(record.scopes.values().map(|(stamp, _)| stamp.until));
         }
-        bounds
-            .into_iter()
-            .filter(|until| *until > now)
-            .min_by(f64::total_cmp)
+        next_bound(bounds, now)
     }
 }
 
@@ -619,29 +573,27 @@ fn mark(
     now: f64,
     workspace: &str,
 ) {
-    let previous = record.health.get(&endpoint).copied();
-    let health = record.health.entry(endpoint).or_default();
+    let mut health = Health::from(record.health.get(&endpoint).copied());
+    let endpoint_name = endpoint.as_str();
     match error {
         None => {
-            if previous.is_some_and(|health| !health.up) {
+            if health.succeeded(now) == Transition::Recovered {
                 tracing::info!(
                     workspace,
-                    endpoint = endpoint.as_str(),
+                    endpoint = endpoint_name,
                     "Honcho endpoint recovered"
                 );
             }
-            health.up = true;
-            health.last_success = Some(now);
         }
         Some(error) => {
-            if previous.is_none_or(|health| health.up) {
-                tracing::warn!(workspace, endpoint = endpoint.as_str(), reason = error.reason(), %error, "polling Honcho failed");
+            if health.failed() == Transition::Failed {
+                tracing::warn!(workspace, endpoint = endpoint_name, reason = error.reason(), %error, "polling Honcho failed");
             } else {
-                tracing::debug!(workspace, endpoint = endpoint.as_str(), reason = error.reason(), %error, "polling Honcho still fails");
+                tracing::debug!(workspace, endpoint = endpoint_name, reason = error.reason(), %error, "polling Honcho still fails");
             }
-            health.up = false;
         }
     }
+    record.health.insert(endpoint, health.or_down());
 }
 
 #[cfg(test)]

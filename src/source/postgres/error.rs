@@ -20,7 +20,7 @@ pub enum PostgresError {
     #[error("the query ran past postgres.statement_timeout: {0}")]
     Timeout(String),
     /// A table or column the source needs is missing: not a Honcho schema it can read.
-    #[error("Honcho's schema lacks {0}")]
+    #[error("Honcho's schema does not match what the exporter reads: {0}")]
     Schema(String),
     /// Any other failure of a statement.
     #[error("query against Honcho's database failed: {0}")]
@@ -44,6 +44,18 @@ impl PostgresError {
     }
 
     /// Whether the connection must be dropped and made anew (it broke, or never existed).
+    /// The same error raised while logging in: anything the server said then is a
+    /// connection or login problem (`connect`/`auth`), never a query's.
+    pub fn at_login(self) -> Self {
+        match self {
+            PostgresError::Query(message)
+            | PostgresError::Schema(message)
+            | PostgresError::Timeout(message) => PostgresError::Connect(message),
+            PostgresError::Permission(message) => PostgresError::Auth(message),
+            other => other,
+        }
+    }
+
     pub fn needs_reconnect(&self) -> bool {
         matches!(
             self,
@@ -57,6 +69,7 @@ const INVALID_AUTHORIZATION: &str = "28";
 const INSUFFICIENT_PRIVILEGE: &str = "42501";
 const QUERY_CANCELED: &str = "57014";
 const UNDEFINED_TABLE: &str = "42P01";
+const INVALID_CATALOG_NAME: &str = "3D000";
 const UNDEFINED_COLUMN: &str = "42703";
 const LOCK_NOT_AVAILABLE: &str = "55P03";
 const CONNECTION_EXCEPTION: &str = "08";
@@ -68,6 +81,8 @@ pub(crate) fn classify_sqlstate(code: &str, message: String) -> PostgresError {
         INSUFFICIENT_PRIVILEGE => PostgresError::Permission(message),
         QUERY_CANCELED | LOCK_NOT_AVAILABLE => PostgresError::Timeout(message),
         UNDEFINED_TABLE | UNDEFINED_COLUMN => PostgresError::Schema(message),
+        // The database named in the URL does not exist: a login problem, not a query's.
+        INVALID_CATALOG_NAME => PostgresError::Connect(message),
         _ if code.starts_with(INVALID_AUTHORIZATION) => PostgresError::Auth(message),
         _ if code.starts_with(CONNECTION_EXCEPTION) || code.starts_with(ADMIN_SHUTDOWN) => {
             PostgresError::Connect(message)
@@ -110,6 +125,7 @@ mod tests {
         assert_eq!(reason("08006"), "connect");
         assert_eq!(reason("57P01"), "connect");
         assert_eq!(reason("22012"), "query");
+        assert_eq!(reason("3D000"), "connect");
     }
 
     #[test]

@@ -16,17 +16,18 @@ use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 
-use super::connection::{self, ConnectOptions, CycleCost, SchemaInfo};
+use super::connection::{self, CycleCost, SchemaInfo};
 use super::error::PostgresError;
 use super::mapping::{CycleAccumulator, MappingSettings, WorkspaceResult};
 use super::queries::honcho_of_revision;
+use crate::config::postgres_url::ConnectOptions;
+use crate::config::secret_file::{SecretFile, Trim};
 use crate::config::{Secret, Settings, TokenSource};
-use crate::honcho::Endpoint;
-use crate::poller::select_workspaces;
-use crate::publication::{Published, SharedPublished, SnapshotSource, unix_now};
-use crate::snapshot::{
-    EndpointHealth, ExporterStats, Generation, PostgresStats, Snapshot, WorkspaceSnapshot,
-};
+use crate::publication::{SharedPublished, SnapshotSource, unix_now};
+use crate::snapshot::{ExporterStats, Generation, PostgresStats, Snapshot, WorkspaceSnapshot};
+use crate::source::bookkeeping::{Counters, Health, Stamp, Transition, next_bound};
+use crate::source::selection::select_workspaces;
+use crate::upstream::Endpoint;
 
 /// Why the database source could not start.
 #[derive(Debug, thiserror::Error)]
@@ -34,44 +35,94 @@ pub enum SourceBuildError {
     /// `poll.source: postgres` without `postgres.url`.
     #[error("poll.source: postgres needs postgres.url")]
     NoUrl,
-    /// The URL cannot be used.
-    #[error(transparent)]
-    Url(#[from] connection::UrlError),
     /// The TLS setup failed (CA file).
     #[error("{0}")]
     Tls(PostgresError),
 }
 
-/// The snapshot published before the first cycle of the database source.
-pub fn initial_published(settings: &Settings) -> Published {
-    let snapshot = Snapshot {
-        exporter: ExporterStats {
-            poll_interval: settings.poll.interval,
-            postgres: Some(PostgresStats::default()),
-            ..ExporterStats::default()
-        },
-        ..Snapshot::default()
-    };
-    Published::render(snapshot, false)
+/// The delay before the next connection attempt after `consecutive_failures` failed ones, in
+/// poll intervals: 0 (the next cycle), then 1, 3, 7, … intervals (2^(n−1) − 1), capped at
+/// 8 intervals or 120 s (never below one interval).
+pub fn reconnect_delay(interval: Duration, consecutive_failures: u32) -> Duration {
+    let cap = (interval * 8).min(Duration::from_secs(120)).max(interval);
+    let exponent = consecutive_failures.clamp(1, 16) - 1;
+    let factor = 2u32.saturating_pow(exponent) - 1;
+    interval.saturating_mul(factor).min(cap)
 }
 
-/// Reads the password as configured now (a file is read each time, so a rotated file is seen).
-fn current_password(source: Option<&TokenSource>) -> Result<Option<Secret>, PostgresError> {
-    match source {
-        None => Ok(None),
-        Some(TokenSource::Env(secret)) => Ok(Some(secret.clone())),
-        Some(TokenSource::File(path)) => {
-            let text = std::fs::read_to_string(path).map_err(|error| {
-                PostgresError::Password(format!("password file {}: {error}", path.display()))
-            })?;
-            let trimmed = text.trim_end_matches(['\r', '\n']);
-            if trimmed.is_empty() {
-                return Err(PostgresError::Password(format!(
-                    "password file {} is empty",
-                    path.display()
-                )));
+/// Where the password comes from, keeping the last good one.
+enum Password {
+    /// No password (trust, peer or certificate logins).
+    None,
+    /// `HONCHO_EXPORTER_POSTGRES_PASSWORD`.
+    Env(Secret),
+    /// `postgres.password_file`: opened at the first cycle that can read it, then followed.
+    File {
+        path: std::path::PathBuf,
+        file: Option<SecretFile>,
+    },
+}
+
+impl Password {
+    fn new(source: Option<&TokenSource>) -> Self {
+        match source {
+            None => Password::None,
+            Some(TokenSource::Env(secret)) => Password::Env(secret.clone()),
+            Some(TokenSource::File(path)) => Password::File {
+                path: path.clone(),
+                file: None,
+            },
+        }
+    }
+
+    /// The password to log in with now. A changed file that cannot be used keeps the last
+    /// good password (logged once per version of the file, counted by reason); only a file
+    /// never read successfully is an error.
+    fn current(&mut self) -> Result<Option<Secret>, PostgresError> {
+        match self {
+            Password::None => Ok(None),
+            Password::Env(secret) => Ok(Some(secret.clone())),
+            Password::File { path, file } => {
+                let Some(opened) = file else {
+                    let opened = SecretFile::open(path, Trim::LineEnd).map_err(|error| {
+                        PostgresError::Password(format!(
+                            "password file {}: {error}",
+                            path.display()
+                        ))
+                    })?;
+                    return Ok(Some(file.insert(opened).secret().clone()));
+                };
+                match opened.refresh() {
+                    Ok(true) => {
+                        tracing::info!(path = %path.display(), "the database password file changed; using the new password")
+                    }
+                    Ok(false) => {}
+                    Err(rejection) => tracing::warn!(
+                        path = %rejection.path.display(),
+                        reason = rejection.error.reason(),
+                        error = %rejection.error,
+                        "the database password file changed but cannot be used; keeping the previous password"
+                    ),
+                }
+                Ok(Some(opened.secret().clone()))
             }
-            Ok(Some(Secret::new(trimmed.to_string())))
+        }
+    }
+
+    /// Versions of the password file not used, by reason; `None` without a password file.
+    fn rejected(&self) -> Option<BTreeMap<&'static str, u64>> {
+        match self {
+            Password::File { file, .. } => Some(
+                file.as_ref()
+                    .map(|file| file.rejected().clone())
+                    .unwrap_or_else(|| {
+                        crate::config::secret_file::SecretFileError::REASONS
+                            .into_iter()
+                            .map(|reason| (reason, 0))
+                            .collect()
+                    }),
+            ),
+            _ => None,
         }
     }
 }
@@ -83,6 +134,7 @@ pub struct PostgresSource {
     tls: Arc<rustls::ClientConfig>,
     published: SharedPublished,
     client: Option<tokio_postgres::Client>,
+    password: Password,
     /// The password the open connection logged in with (to notice a rotated file).
     password_in_use: Option<Secret>,
     /// Set once the schema check passed on the open connection.
@@ -92,14 +144,9 @@ pub struct PostgresSource {
     unknown_revision_logged: Option<String>,
     consecutive_failures: u32,
     next_connect: Option<Instant>,
-    records: BTreeMap<String, (f64, WorkspaceResult)>,
-    health: EndpointHealth,
-    /// Whether a cycle has recorded a health yet (the first failure is always logged).
-    health_known: bool,
-    errors: BTreeMap<(Endpoint, &'static str), u64>,
-    capped: BTreeMap<&'static str, u64>,
-    cycles: u64,
-    last_duration: Option<Duration>,
+    records: BTreeMap<String, (Stamp, WorkspaceResult)>,
+    health: Health,
+    counters: Counters,
     last_cost: Option<CycleCost>,
 }
 
@@ -109,20 +156,21 @@ impl PostgresSource {
         settings: Arc<Settings>,
         published: SharedPublished,
     ) -> Result<Self, SourceBuildError> {
-        let url = settings
+        let options = settings
             .postgres
             .url
-            .as_deref()
+            .clone()
             .ok_or(SourceBuildError::NoUrl)?;
-        let options = ConnectOptions::parse(url)?;
         let tls = connection::tls_config(settings.postgres.ca_file.as_deref())
             .map_err(SourceBuildError::Tls)?;
+        let password = Password::new(settings.postgres.password.as_ref());
         Ok(PostgresSource {
             settings,
             options,
             tls: Arc::new(tls),
             published,
             client: None,
+            password,
             password_in_use: None,
             schema: None,
             revision: None,
@@ -130,12 +178,8 @@ impl PostgresSource {
             consecutive_failures: 0,
             next_connect: None,
             records: BTreeMap::new(),
-            health: EndpointHealth::default(),
-            health_known: false,
-            errors: BTreeMap::new(),
-            capped: BTreeMap::new(),
-            cycles: 0,
-            last_duration: None,
+            health: Health::default(),
+            counters: Counters::default(),
             last_cost: None,
         })
     }
@@ -172,56 +216,41 @@ impl PostgresSource {
         let now = unix_now();
         match outcome {
             Ok(Some((results, cost))) => {
+                let stamp = Stamp::new(now, self.settings.poll.max_staleness);
+                for result in results.values() {
+                    self.counters
+                        .count_capped("session_items", result.status.capped_sessions);
+                    self.counters
+                        .count_capped("work_unit_detail", result.work_units.capped_detail);
+                }
                 self.records = results
                     .into_iter()
-                    .map(|(name, result)| {
-                        *self.capped.entry("session_items").or_insert(0) +=
-                            result.status.capped_sessions;
-                        *self.capped.entry("work_unit_detail").or_insert(0) +=
-                            result.work_units.capped_detail;
-                        (name, (now, result))
-                    })
+                    .map(|(name, result)| (name, (stamp, result)))
                     .collect();
                 self.last_cost = Some(cost);
-                if self.health_known && !self.health.up {
+                if self.health.succeeded(now) == Transition::Recovered {
                     tracing::info!("Honcho's database answers again");
                 }
-                self.health = EndpointHealth {
-                    up: true,
-                    last_success: Some(now),
-                };
                 self.consecutive_failures = 0;
             }
             Ok(None) => {
                 // Waiting out the reconnect backoff: nothing attempted, nothing counted.
-                self.health.up = false;
+                self.health.failed();
             }
             Err(error) => self.fail(error),
         }
-        self.health_known = true;
-        self.cycles += 1;
-        self.last_duration = Some(started.elapsed());
-        let now = unix_now();
-        let view: Arc<dyn SnapshotSource> = Arc::new(self.view());
-        let published = Arc::new(Published::from_source(view, now, true));
-        *self
-            .published
-            .write()
-            .expect("the publication lock is never poisoned: nothing panics while holding it") =
-            published;
+        self.counters.cycle_done(started.elapsed());
+        crate::source::publish(&self.published, Arc::new(self.view()), unix_now(), true);
     }
 
     fn fail(&mut self, error: PostgresError) {
-        *self
-            .errors
-            .entry((Endpoint::Postgres, error.reason()))
-            .or_insert(0) += 1;
-        if !self.health_known || self.health.up {
+        self.counters
+            .count_error(Endpoint::Postgres, error.reason());
+        if self.health.failed() == Transition::Failed {
             tracing::warn!(reason = error.reason(), %error, "reading Honcho's database failed");
         } else {
             tracing::debug!(reason = error.reason(), %error, "reading Honcho's database still fails");
         }
-        self.health.up = false;
         match &error {
             PostgresError::Schema(_) | PostgresError::Permission(_) => self.schema = None,
             PostgresError::Timeout(_) | PostgresError::Query(_) => {}
@@ -232,12 +261,7 @@ impl PostgresSource {
         }
         if self.client.is_none() {
             self.consecutive_failures = self.consecutive_failures.saturating_add(1);
-            // Capped exponential backoff between connection attempts, counted in poll
-            // intervals: the first retry is the next cycle.
-            let interval = self.settings.poll.interval;
-            let cap = (interval * 8).min(Duration::from_secs(120)).max(interval);
-            let factor = 2u32.saturating_pow(self.consecutive_failures.min(16) - 1) - 1;
-            let delay = interval.saturating_mul(factor).min(cap);
+            let delay = reconnect_delay(self.settings.poll.interval, self.consecutive_failures);
             self.next_connect = Some(Instant::now() + delay);
         }
     }
@@ -248,7 +272,7 @@ impl PostgresSource {
         &mut self,
     ) -> Result<Option<(BTreeMap<String, WorkspaceResult>, CycleCost)>, PostgresError> {
         let settings = Arc::clone(&self.settings);
-        let password = current_password(settings.postgres.password.as_ref())?;
+        let password = self.password.current()?;
         if self
             .client
             .as_ref()
@@ -333,7 +357,6 @@ impl PostgresSource {
     fn view(&self) -> CycleView {
         let honcho = &self.settings.honcho;
         CycleView {
-            max_staleness: self.settings.poll.max_staleness.as_secs_f64(),
             records: self.records.clone(),
             transaction: self
                 .last_cost
@@ -342,35 +365,31 @@ impl PostgresSource {
             batch_max_tokens: honcho.deriver_representation_batch_max_tokens,
             flush_enabled: honcho.deriver_flush_enabled,
             exporter: ExporterStats {
-                poll_duration: self.last_duration,
-                poll_interval: self.settings.poll.interval,
-                poll_cycles: self.cycles,
-                errors: self.errors.clone(),
-                capped: self.capped.clone(),
                 // The database holds everything generation C's API computes.
                 generation: Some(Generation::C),
                 status_split: Some(true),
                 work_units_available: Some(true),
                 postgres: Some(PostgresStats {
-                    health: self.health,
+                    health: self.health.or_down(),
                     database_time: self
                         .last_cost
                         .map(|cost| cost.transaction.saturating_sub(cost.mapping)),
                     mapping_time: self.last_cost.map(|cost| cost.mapping),
                     schema_revision: self.revision.clone(),
+                    honcho_version: self.revision.as_deref().and_then(honcho_of_revision),
+                    password_reload_errors: self.password.rejected(),
                 }),
-                ..ExporterStats::default()
+                ..self.counters.stats(self.settings.poll.interval)
             },
         }
     }
 }
 
 /// One cycle's publication: the results with the time they were read, served at scrape time
-/// only while younger than `poll.max_staleness` (the publication re-renders without them at
-/// their bound, mid-interval included).
+/// only while their stamp allows (the publication re-renders without them at their bound,
+/// mid-interval included).
 struct CycleView {
-    max_staleness: f64,
-    records: BTreeMap<String, (f64, WorkspaceResult)>,
+    records: BTreeMap<String, (Stamp, WorkspaceResult)>,
     transaction: Duration,
     batch_max_tokens: u64,
     flush_enabled: bool,
@@ -379,31 +398,14 @@ struct CycleView {
 
 impl SnapshotSource for CycleView {
     fn snapshot_at(&self, now: f64) -> Snapshot {
-        let oldest_allowed = now - self.max_staleness;
         let workspaces = self
             .records
             .iter()
-            .filter(|(_, (at, _))| *at >= oldest_allowed)
-            .map(|(name, (at, result))| {
-                let units = result
-                    .work_units
-                    .cells
-                    .iter()
-                    .flatten()
-                    .map(|cell| cell.units)
-                    .sum();
+            .filter(|(_, (stamp, _))| stamp.servable(now))
+            .map(|(name, (stamp, result))| {
                 (
                     name.clone(),
-                    WorkspaceSnapshot {
-                        status: Some(result.status.clone()),
-                        work_units: Some(result.work_units.clone()),
-                        walk_truncated: false,
-                        head_only: false,
-                        units_listed: Some(units),
-                        last_complete_walk: Some((*at, self.transaction)),
-                        scopes: result.scopes.clone(),
-                        health: BTreeMap::new(),
-                    },
+                    workspace_snapshot(result, stamp.at, self.transaction),
                 )
             })
             .collect();
@@ -417,10 +419,100 @@ impl SnapshotSource for CycleView {
     }
 
     fn next_expiry(&self, now: f64) -> Option<f64> {
-        self.records
-            .values()
-            .map(|(at, _)| at + self.max_staleness)
-            .filter(|bound| *bound > now)
-            .min_by(f64::total_cmp)
+        next_bound(self.records.values().map(|(stamp, _)| stamp.until), now)
+    }
+}
+
+/// One workspace's stored result as the snapshot shows it.
+fn workspace_snapshot(
+    result: &WorkspaceResult,
+    read_at: f64,
+    transaction: Duration,
+) -> WorkspaceSnapshot {
+    let units = result
+        .work_units
+        .cells
+        .iter()
+        .flatten()
+        .map(|cell| cell.units)
+        .sum();
+    WorkspaceSnapshot {
+        status: Some(result.status.clone()),
+        work_units: Some(result.work_units.clone()),
+        walk_truncated: false,
+        head_only: false,
+        units_listed: Some(units),
+        last_complete_walk: Some((read_at, transaction)),
+        scopes: result.scopes.clone(),
+        health: BTreeMap::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_reconnect_is_the_next_cycle_then_the_delay_doubles_up_to_its_cap() {
+        let interval = Duration::from_secs(15);
+        let delays: Vec<u64> = (1..=6)
+            .map(|failures| reconnect_delay(interval, failures).as_secs())
+            .collect();
+        assert_eq!(delays, [0, 15, 45, 105, 120, 120]);
+    }
+
+    #[test]
+    fn the_reconnect_cap_is_eight_intervals_below_two_minutes() {
+        let interval = Duration::from_secs(2);
+        assert_eq!(reconnect_delay(interval, 30), Duration::from_secs(16));
+        assert_eq!(reconnect_delay(interval, u32::MAX), Duration::from_secs(16));
+    }
+
+    #[test]
+    fn the_reconnect_cap_is_never_below_one_interval() {
+        let interval = Duration::from_secs(300);
+        assert_eq!(reconnect_delay(interval, 1), Duration::ZERO);
+        assert_eq!(reconnect_delay(interval, 3), interval);
+    }
+
+    #[test]
+    fn a_password_file_never_read_is_an_auth_error_naming_the_file() {
+        let mut password = Password::new(Some(&TokenSource::File("/nonexistent/pw".into())));
+        let error = password.current().expect_err("no file");
+        assert_eq!(error.reason(), "auth");
+        assert!(error.to_string().contains("/nonexistent/pw"), "{error}");
+    }
+
+    #[test]
+    fn an_emptied_password_file_keeps_the_last_good_password() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("pw");
+        std::fs::write(&path, "first\n").expect("write");
+        let mut password = Password::new(Some(&TokenSource::File(path.clone())));
+        assert_eq!(
+            password
+                .current()
+                .expect("read")
+                .map(|s| s.expose().to_string()),
+            Some("first".into())
+        );
+        std::fs::write(&path, "").expect("empty");
+        assert_eq!(
+            password
+                .current()
+                .expect("kept")
+                .map(|s| s.expose().to_string()),
+            Some("first".into())
+        );
+        std::fs::remove_file(&path).expect("remove");
+        assert_eq!(
+            password
+                .current()
+                .expect("kept")
+                .map(|s| s.expose().to_string()),
+            Some("first".into())
+        );
+        let rejected = password.rejected().expect("a file");
+        assert_eq!((rejected["empty"], rejected["unreadable"]), (1, 1));
     }
 }

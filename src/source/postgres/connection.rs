@@ -4,123 +4,23 @@
 //! query's rows into a [`CycleAccumulator`]. Holds no queue data between cycles.
 
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{StreamExt, pin_mut};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
-use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, IsolationLevel, NoTls, Row};
 
 use super::error::PostgresError;
 use super::mapping::{CycleAccumulator, UnitGroup};
 use super::queries::{self, ColumnCheck, NEEDED_COLUMNS, SchemaProblem, evaluate_schema};
 use crate::config::Secret;
+use crate::config::postgres_url::{ConnectOptions, TlsMode};
 
 /// `work_mem` of the cycle's transaction: the hash aggregate of ~400 k work units (1 M queue
 /// rows) fits without spilling (PostgreSQL may use up to `hash_mem_multiplier` × this).
 pub const WORK_MEM: &str = "64MB";
-
-/// `application_name` of every session, so DBAs can see (and limit) the exporter.
-pub const APPLICATION_NAME: &str = "honcho_exporter";
-
-/// How TLS is used (libpq's `sslmode`). rustls always verifies the certificate chain and the
-/// host name when TLS is in use, so `require` and `verify-ca` check as much as `verify-full`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsMode {
-    /// `disable`: plain TCP.
-    Disable,
-    /// `prefer` (libpq's default): TLS if the server offers it.
-    Prefer,
-    /// `require`, `verify-ca`, `verify-full`: TLS or no connection.
-    Require,
-}
-
-/// The parsed `postgres.url`: driver options without TLS settings, plus the TLS mode.
-#[derive(Clone)]
-pub struct ConnectOptions {
-    config: tokio_postgres::Config,
-    /// The TLS mode from `sslmode`.
-    pub tls: TlsMode,
-}
-
-impl std::fmt::Debug for ConnectOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // tokio_postgres::Config's Debug redacts the password; it is never set here anyway.
-        f.debug_struct("ConnectOptions")
-            .field("hosts", &self.config.get_hosts())
-            .field("user", &self.config.get_user())
-            .field("dbname", &self.config.get_dbname())
-            .field("tls", &self.tls)
-            .finish()
-    }
-}
-
-/// Why the URL cannot be used.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid postgres.url: {0}")]
-pub struct UrlError(String);
-
-impl ConnectOptions {
-    /// Parses a `postgres://` URL; `sslmode` takes libpq's values (`disable`, `prefer`,
-    /// `require`, `verify-ca`, `verify-full`); `sslrootcert` is refused in favour of
-    /// `postgres.ca_file`.
-    pub fn parse(text: &str) -> Result<ConnectOptions, UrlError> {
-        let mut url = url::Url::parse(text).map_err(|error| UrlError(error.to_string()))?;
-        let mut tls = TlsMode::Prefer;
-        let mut kept: Vec<(String, String)> = Vec::new();
-        for (key, value) in url.query_pairs() {
-            match key.as_ref() {
-                "sslmode" => {
-                    tls = match value.as_ref() {
-                        "disable" => TlsMode::Disable,
-                        "allow" | "prefer" => TlsMode::Prefer,
-                        "require" | "verify-ca" | "verify-full" => TlsMode::Require,
-                        other => {
-                            return Err(UrlError(format!(
-                                "unknown sslmode {other:?}; expected disable, prefer, require, verify-ca or verify-full"
-                            )));
-                        }
-                    }
-                }
-                "sslrootcert" | "sslcert" | "sslkey" => {
-                    return Err(UrlError(format!(
-                        "{key} is not supported in the URL; use postgres.ca_file"
-                    )));
-                }
-                "password" => {
-                    return Err(UrlError(
-                        "must not contain a password; use postgres.password_file or HONCHO_EXPORTER_POSTGRES_PASSWORD"
-                            .to_string(),
-                    ));
-                }
-                _ => kept.push((key.into_owned(), value.into_owned())),
-            }
-        }
-        if url.password().is_some() {
-            return Err(UrlError(
-                "must not contain a password; use postgres.password_file or HONCHO_EXPORTER_POSTGRES_PASSWORD"
-                    .to_string(),
-            ));
-        }
-        if kept.is_empty() {
-            url.set_query(None);
-        } else {
-            url.query_pairs_mut().clear().extend_pairs(kept);
-        }
-        let mut config = tokio_postgres::Config::from_str(url.as_str())
-            .map_err(|error| UrlError(error.to_string()))?;
-        config.application_name(APPLICATION_NAME);
-        config.ssl_mode(match tls {
-            TlsMode::Disable => SslMode::Disable,
-            TlsMode::Prefer => SslMode::Prefer,
-            TlsMode::Require => SslMode::Require,
-        });
-        Ok(ConnectOptions { config, tls })
-    }
-}
 
 /// Builds the rustls configuration: the CA file's certificates, or the system's roots.
 pub fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, PostgresError> {
@@ -186,7 +86,7 @@ pub async fn connect(
         }
     };
     match tokio::time::timeout(timeout, connecting).await {
-        Ok(result) => result.map_err(PostgresError::from),
+        Ok(result) => result.map_err(|error| PostgresError::from(error).at_login()),
         Err(_) => Err(PostgresError::Connect(format!(
             "no connection within {timeout:?}"
         ))),
@@ -228,7 +128,10 @@ pub async fn check_schema(client: &Client) -> Result<SchemaInfo, PostgresError> 
         .collect();
     match evaluate_schema(&checks) {
         Some(SchemaProblem::Missing(missing)) => {
-            return Err(PostgresError::Schema(missing.join(", ")));
+            return Err(PostgresError::Schema(format!(
+                "missing {}",
+                missing.join(", ")
+            )));
         }
         Some(SchemaProblem::Unreadable(columns)) => {
             return Err(PostgresError::Permission(format!(
@@ -340,51 +243,4 @@ fn unit_group(row: &Row) -> Result<UnitGroup<'_>, PostgresError> {
         oldest_micros: row.try_get(8)?,
         in_progress: row.try_get(9)?,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn libpq_sslmodes_map_to_tls_modes() {
-        let mode = |url: &str| ConnectOptions::parse(url).map(|options| options.tls).ok();
-        assert_eq!(mode("postgres://u@h/db"), Some(TlsMode::Prefer));
-        assert_eq!(
-            mode("postgres://u@h/db?sslmode=disable"),
-            Some(TlsMode::Disable)
-        );
-        assert_eq!(
-            mode("postgres://u@h/db?sslmode=require"),
-            Some(TlsMode::Require)
-        );
-        assert_eq!(
-            mode("postgres://u@h/db?sslmode=verify-full"),
-            Some(TlsMode::Require)
-        );
-        assert_eq!(mode("postgres://u@h/db?sslmode=bogus"), None);
-    }
-
-    #[test]
-    fn a_password_in_the_url_is_refused_without_echoing_it() {
-        for url in [
-            "postgres://u:hunter2@h/db",
-            "postgres://u@h/db?password=hunter2",
-        ] {
-            let error = ConnectOptions::parse(url).expect_err("refused").to_string();
-            assert!(!error.contains("hunter2"), "{error}");
-            assert!(error.contains("postgres.password_file"), "{error}");
-        }
-    }
-
-    #[test]
-    fn the_application_name_is_set() {
-        let options =
-            ConnectOptions::parse("postgres://u@h:5433/db?sslmode=disable").expect("valid");
-        assert_eq!(
-            options.config.get_application_name(),
-            Some(APPLICATION_NAME)
-        );
-        assert_eq!(options.config.get_ports(), [5433]);
-    }
 }

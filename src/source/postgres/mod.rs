@@ -20,6 +20,5 @@ pub mod mapping;
 pub mod queries;
 pub mod source;
 
-pub use connection::ConnectOptions;
 pub use error::PostgresError;
 pub use source::PostgresSource;

@@ -1,20 +1,3 @@
-//! The poll loop. On its own timer (not per scrape): discover workspaces, then per workspace,
-//! with bounded concurrency, queue/status (+ configured scopes) and the work-units walk; merge
-//! the outcomes into the state; build a [`Snapshot`] that drops anything older than max
-//! staleness; render it once and publish the bytes for the server.
-//!
-//! Rooms, one job each:
-//! - this file: the loop and the per-workspace I/O (when to poll, what to ask Honcho);
-//! - [`selection`]: which workspaces this replica polls (pure);
-//! - [`generation`]: the one generation-detection type (version, split, work-units), judged
-//!   from several workspaces' answers, never one;
-//! - [`state`]: the pure merge of outcomes, health, counters, and the servable snapshot;
-//! - publication lives in [`crate::publication`], so the server never imports the poller.
-//!
-//! Failures never end the loop: they become `honcho_exporter_up 0`, an error counter with a
-//! bounded reason and a log line on the transition. Only successes are stored, so a failed
-//! result is never served as good, and a stored success expires after max staleness.
-
 //! The poll loop, on its own timer (never per scrape). Every interval tick it starts each
 //! workspace's jobs that are due: queue/status (+ scopes), the head of the work-units walk (its
 //! first page: the oldest units and `total`) and, when the duty rule allows, the full walk.
@@ -41,7 +24,6 @@
 
 pub mod generation;
 pub mod schedule;
-pub mod selection;
 pub mod state;
 
 use std::collections::{HashSet, VecDeque};
@@ -55,11 +37,11 @@ use tokio::task::JoinSet;
 use crate::config::{GenerationOverride, Settings};
 use crate::honcho::types::parse_timestamp;
 use crate::honcho::{ApiVersion, Client, Endpoint, StatusFilter, UpstreamError, measure_busy};
-use crate::publication::{Published, SharedPublished, unix_now};
+use crate::publication::{SharedPublished, unix_now};
 use crate::snapshot::{WorkUnitAggregator, summarize_status};
 
+use crate::source::selection::select_workspaces;
 use schedule::{JobKind, Schedule};
-pub use selection::{select_workspaces, shard_of};
 use state::{Head, PollState, Servable, StatusOutcome, WalkResult};
 
 /// Shortest time between two publications (re-renders); longer when rendering is slow, so that
@@ -239,12 +221,7 @@ impl Poller {
             token_reload_errors: self.client.token_reload_errors(),
         });
         let next_expiry = self.state.next_expiry(now);
-        let published = Arc::new(Published::from_source(source, now, self.ready));
-        *self
-            .published
-            .write()
-            .expect("the publication lock is never poisoned: nothing panics while holding it") =
-            published;
+        crate::source::publish(&self.published, source, now, self.ready);
         next_expiry
     }
 

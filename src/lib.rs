@@ -5,33 +5,42 @@
 //! The data path reads in one direction, and no module reaches back up it:
 //!
 //! ```text
-//! poller ──► honcho (HTTP client) ──► snapshot (pure aggregation) ──► families ──► exposition ──► server
+//! source::api ──► honcho (HTTP client) ─┐
+//!                                       ├─► snapshot (pure) ──► families ──► exposition ──► publication ──► server
+//! source::postgres (Honcho's database) ─┘
 //! ```
 //!
-//! - [`app`]: wiring settings → client → poller → server with one shutdown signal.
+//! - [`app`]: wiring settings → source → publication → server with one shutdown signal.
 //! - [`config`]: raw command line, environment and YAML → validated [`config::Settings`]. Every
 //!   setting is declared once, in the settings table [`config::table`] (key, flag, default,
 //!   help, parser); the clap command, the environment names, the YAML keys, the defaults and
-//!   README's configuration table follow from it. No network I/O; reads the config and token
-//!   files only.
+//!   README's configuration table follow from it. Values are parsed once, here
+//!   ([`config::postgres_url`], [`config::secret_file`]). No network I/O; reads the config,
+//!   token, password and CA files only.
+//! - [`source`]: the two sources of queue numbers, siblings that import nothing from each other,
+//!   on one shared bookkeeping room ([`source::bookkeeping`]: health logged once per change,
+//!   the staleness stamp, error/cycle/cap counters; [`source::selection`]: which workspaces this
+//!   replica exports; the initial publication):
+//!   - [`source::api`]: Honcho's HTTP API: discovery, generation detection, per-job scheduling
+//!     with bounded concurrency, the pure merge of outcomes;
+//!   - [`source::postgres`]: Honcho's database: one read-only pass per cycle.
 //! - [`honcho`]: the HTTP client for Honcho's queue API (all three generations), its response
-//!   types and its error taxonomy with bounded `reason()` labels.
+//!   types and its error taxonomy with bounded `reason()` labels. Used by `source::api` only.
+//! - [`upstream`]: the `upstream` label type (which call a health, error or count is about).
 //! - [`classify`]: pure classification of one work unit into `in_progress|ready|stalled|overdue`.
 //! - [`snapshot`]: pure, immutable per-poll data (`Snapshot`) and the streaming aggregation that
-//!   builds it page by page without keeping the work-unit list in memory.
+//!   builds it page by page without keeping the work-unit list in memory: the model both
+//!   sources fill.
 //! - [`families`]: pure mapping of a [`snapshot::Snapshot`] onto metric families (names, help,
-//!   labels). The only place metric names live.
+//!   labels). The only place metric names live; imports no source.
 //! - [`metric`]: the format-neutral metric family model shared by `families` and `exposition`.
 //! - [`exposition`]: renders metric families as OpenMetrics 1.0.0 or text 0.0.4 bytes, content
 //!   negotiation, gzip.
-//! - [`poller`]: the poll loop: workspace selection, generation detection, bounded
-//!   concurrency, the pure merge of outcomes and staleness; hands snapshots to `publication`.
 //! - [`publication`]: the rendered exposition the server serves (cached bytes + scrape-time
-//!   tail); the server depends on it, never on the poller.
-//! - [`postgres`]: the database source (`poll.source: postgres`): one read-only pass over Honcho's
-//!   Postgres per cycle, mapped onto the same snapshot, published like the poller's.
+//!   tail); the server depends on it, never on a source.
 //! - [`server`]: the hyper HTTP server: `/metrics`, `/`, `/-/healthy`, `/-/ready`.
 //! - [`web_config`]: exporter-toolkit style `--web.config.file` (TLS, basic auth).
+//! - [`yaml`]: YAML text → a tree of keys, shared by `config` and `web_config`.
 //! - [`process`]: the exporter's own process metrics (RSS, CPU, fds, start time), read at scrape.
 //! - `demo` (cargo feature `demo`, on by default): `honcho_exporter demo`: the simulated Honcho
 //!   (the workspace crate `honcho-sim`, `crates/honcho-sim`) + the exporter on loopback.
@@ -55,6 +64,7 @@ pub mod snapshot;
 pub mod source;
 pub mod upstream;
 pub mod web_config;
+pub mod yaml;
 
 /// The version printed by `--version` and exported in `honcho_exporter_build_info`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

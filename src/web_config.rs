@@ -34,7 +34,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::yaml::{self, Node};
+use crate::yaml::{self, Node};
 
 /// The `WWW-Authenticate` value sent with a 401, so browsers and curl know to ask for basic
 /// credentials.

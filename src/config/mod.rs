@@ -15,7 +15,7 @@
 //! help, parser — from which everything else follows), `cli.rs` (the clap command built from
 //! the table, [`parse_command`]), `sources.rs` (file/env/flag layers), `resolve.rs` (table →
 //! [`Settings`], the token's precedence, checks across settings), `parse.rs` (value parsers),
-//! `duration.rs` (`15s`, `1m30s`), `yaml.rs` (YAML → tree, shared with `web_config`),
+//! `duration.rs` (`15s`, `1m30s`), [`crate::yaml`] (YAML → tree, shared with `web_config`),
 //! `error.rs`.
 
 use std::fmt;
@@ -35,7 +35,6 @@ mod resolve;
 pub mod secret_file;
 mod sources;
 pub mod table;
-pub(crate) mod yaml;
 
 pub use cli::{Command, DEFAULT_DEMO_SEED, DemoOptions, command, parse_command};
 pub use error::ConfigError;

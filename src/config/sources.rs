@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use super::Secret;
 use super::error::ConfigError;
 use super::table::{self, ENV_POSTGRES_PASSWORD, ENV_TOKEN, SETTINGS};
-use super::yaml::{self, Node};
+use crate::yaml::{self, Node};
 
 /// Whether a setting holds one value or a list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,8 +1,10 @@
 //! `honcho_exporter demo`: starts the simulated Honcho (the `honcho_sim` crate) on loopback and
 //! the exporter against it over real HTTP, prints where to look, and runs until Ctrl-C or
 //! SIGTERM. Nothing here is special-cased for the demo: the exporter is started exactly as
-//! `main` starts it, with default settings apart from the poll interval.
+//! `main` starts it, with default settings apart from the poll interval (whose derived defaults
+//! follow it as they would for `--poll.interval`).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -15,6 +17,48 @@ use honcho_sim::{Generation, Simulator, SimulatorConfig};
 
 /// Runs the demo until interrupted.
 pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
+    let simulator = start_simulator(&options).await?;
+    let honcho_url = format!("http://{}", simulator.address);
+    let mut settings = Settings::with_url_and_poll_interval(
+        honcho_url.parse().context("simulator URL")?,
+        options.poll_interval,
+    );
+    settings.web.listen_addresses = vec![options.listen_address];
+    let settings = Arc::new(settings);
+    let listeners = crate::app::bind(&settings).await.with_context(|| {
+        format!(
+            "cannot listen on {} (choose another with `honcho_exporter demo --web.listen-address 127.0.0.1:PORT`)",
+            options.listen_address
+        )
+    })?;
+    let exporter = Exporter::start(Arc::clone(&settings), listeners)?;
+    let web = exporter
+        .addresses
+        .first()
+        .map(|address| format!("http://{address}"))
+        .context("the exporter has no listener")?;
+    print_banner(&options, &settings, &honcho_url, &web);
+
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    exporter.stop().await;
+    let _ = simulator.stop.send(());
+    let _ = simulator.task.await;
+    Ok(())
+}
+
+/// The simulated Honcho, serving on loopback until `stop` is sent.
+struct RunningSimulator {
+    address: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Binds the simulator's listener and starts serving the generation and seed asked for.
+async fn start_simulator(options: &DemoOptions) -> anyhow::Result<RunningSimulator> {
     let generation = match options.generation {
         'a' => Generation::A,
         'b' => Generation::B,
@@ -33,38 +77,23 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
                 options.sim_listen_address
             )
         })?;
-    let simulator_address = simulator_listener
+    let address = simulator_listener
         .local_addr()
         .context("simulator address")?;
-    let (stop_simulator, simulator_stopped) = tokio::sync::oneshot::channel::<()>();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let simulator = Simulator::new(simulator_config);
-    let simulator_task = tokio::spawn(simulator.serve(simulator_listener, async move {
-        let _ = simulator_stopped.await;
+    let task = tokio::spawn(simulator.serve(simulator_listener, async move {
+        let _ = stopped.await;
     }));
+    Ok(RunningSimulator {
+        address,
+        stop,
+        task,
+    })
+}
 
-    let honcho_url = format!("http://{simulator_address}");
-    let mut settings = Settings::with_url(honcho_url.parse().context("simulator URL")?);
-    settings.web.listen_addresses = vec![options.listen_address];
-    settings.poll.interval = options.poll_interval;
-    settings.poll.timeout = options
-        .poll_interval
-        .mul_f64(0.8)
-        .min(settings.poll.timeout);
-    settings.poll.max_staleness = options.poll_interval * 3;
-    settings.classify.overdue_after = std::time::Duration::from_secs(1800) + options.poll_interval;
-    let settings = Arc::new(settings);
-    let listeners = crate::app::bind(&settings).await.with_context(|| {
-        format!(
-            "cannot listen on {} (choose another with `honcho_exporter demo --web.listen-address 127.0.0.1:PORT`)",
-            options.listen_address
-        )
-    })?;
-    let exporter = Exporter::start(Arc::clone(&settings), listeners)?;
-    let web = exporter
-        .addresses
-        .first()
-        .map(|address| format!("http://{address}"))
-        .context("the exporter has no listener")?;
+/// Prints where to look: the simulator, the exporter's pages, commands to try.
+fn print_banner(options: &DemoOptions, settings: &Settings, honcho_url: &str, web: &str) {
     println!("honcho_exporter demo {}", crate::VERSION);
     println!();
     println!(
@@ -90,14 +119,4 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         "  one a unit stuck in progress. Polling every {:?}. Ctrl-C to stop.",
         options.poll_interval
     );
-
-    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
-    exporter.stop().await;
-    let _ = stop_simulator.send(());
-    let _ = simulator_task.await;
-    Ok(())
 }

@@ -24,6 +24,8 @@ use super::error::ConfigError;
 use super::resolve::resolve;
 use super::sources::{self, ENV_CONFIG_FILE, Origin, RawConfig, RawValue, Shape};
 use super::table::{Flag, SETTINGS};
+#[cfg(feature = "demo")]
+use super::table::{Value, setting};
 
 /// What the process was asked to do.
 #[derive(Debug)]
@@ -121,12 +123,11 @@ pub fn command() -> clap::Command {
         );
     #[cfg(feature = "demo")]
     {
-        command = command.subcommand(DemoArgs::augment_args(
-            clap::Command::new(DEMO_SUBCOMMAND).about(
-                "Run a simulated Honcho and the exporter against it on loopback, and print where \
-                 to look",
-            ),
+        let demo = DemoArgs::augment_args(clap::Command::new(DEMO_SUBCOMMAND).about(
+            "Run a simulated Honcho and the exporter against it on loopback, and print where to \
+             look",
         ));
+        command = command.subcommand(demo.arg(demo_poll_interval_arg()));
     }
     command
 }
@@ -166,19 +167,50 @@ struct DemoArgs {
     /// Seed of the simulated queue's evolution.
     #[arg(long = "sim.seed", value_name = "SEED", default_value_t = DEFAULT_DEMO_SEED)]
     seed: u64,
-    /// The demo exporter's poll interval.
-    #[arg(long = "poll.interval", value_name = "DURATION", default_value = "5s",
-          value_parser = parse_demo_interval)]
-    poll_interval: Duration,
 }
 
+/// The settings table's `poll.interval`, which the demo also takes.
 #[cfg(feature = "demo")]
-fn parse_demo_interval(text: &str) -> Result<Duration, String> {
-    let interval = super::duration::parse_duration(text)?;
-    if interval.is_zero() {
-        return Err("must be longer than zero".to_string());
-    }
-    Ok(interval)
+const POLL_INTERVAL_KEY: &str = "poll.interval";
+
+/// The demo's poll interval unless given: short, so changes show quickly.
+#[cfg(feature = "demo")]
+const DEMO_POLL_INTERVAL: &str = "5s";
+
+/// `demo --poll.interval`: the settings table's `poll.interval` (its flag and value name; its
+/// value goes through the table's parser, see [`demo_poll_interval`]) with the demo's own
+/// help and default.
+#[cfg(feature = "demo")]
+fn demo_poll_interval_arg() -> Arg {
+    let interval = setting(POLL_INTERVAL_KEY).expect("the settings table declares poll.interval");
+    let flag = interval
+        .flag
+        .name()
+        .expect("poll.interval has a command-line flag");
+    Arg::new(interval.key)
+        .long(flag_long(flag))
+        .value_name(interval.value_name)
+        .help("The demo exporter's poll interval")
+        .default_value(DEMO_POLL_INTERVAL)
+}
+
+/// The demo's `--poll.interval` value parsed by the settings table, so a bad value gets the
+/// message the exporter's own `--poll.interval` gives.
+#[cfg(feature = "demo")]
+fn demo_poll_interval(matches: &ArgMatches) -> Result<Duration, ConfigError> {
+    let interval = setting(POLL_INTERVAL_KEY).expect("the settings table declares poll.interval");
+    let text = matches
+        .get_one::<String>(interval.key)
+        .cloned()
+        .unwrap_or_else(|| DEMO_POLL_INTERVAL.to_string());
+    let mut settings = Settings::defaults();
+    (interval.apply)(&mut settings, &Value(&RawValue::Scalar(text))).map_err(|problem| {
+        ConfigError::InvalidSetting {
+            location: interval.flag.name().unwrap_or(interval.key).to_string(),
+            problem,
+        }
+    })?;
+    Ok(settings.poll.interval)
 }
 
 /// Parses the command line (`args`, program name first, as from `std::env::args_os()`) and the
@@ -215,8 +247,8 @@ where
         return Ok(Command::Version);
     }
     #[cfg(feature = "demo")]
-    if let Some(demo) = matches.subcommand_matches(DEMO_SUBCOMMAND) {
-        let demo = DemoArgs::from_arg_matches(demo)
+    if let Some(demo_matches) = matches.subcommand_matches(DEMO_SUBCOMMAND) {
+        let demo = DemoArgs::from_arg_matches(demo_matches)
             .map_err(|error| ConfigError::Usage(error.render().to_string()))?;
         return Ok(Command::Demo(DemoOptions {
             listen_address: demo.listen_address,
@@ -227,7 +259,7 @@ where
                 .next()
                 .expect("clap restricts --sim.generation to a, b or c"),
             seed: demo.seed,
-            poll_interval: demo.poll_interval,
+            poll_interval: demo_poll_interval(demo_matches)?,
         }));
     }
 
@@ -305,6 +337,55 @@ mod tests {
             assert_eq!(
                 given.origin,
                 Origin::Flag(setting.flag.name().expect("has a flag"))
+            );
+        }
+    }
+
+    #[cfg(feature = "demo")]
+    fn run_settings(args: &[&str]) -> Box<Settings> {
+        let args = std::iter::once("honcho_exporter").chain(args.iter().copied());
+        match parse_command(args, &BTreeMap::new()) {
+            Ok(Command::Run(settings)) => settings,
+            other => panic!("expected settings, got {other:?}"),
+        }
+    }
+
+    #[cfg(feature = "demo")]
+    #[test]
+    fn the_demo_derives_its_defaults_from_its_interval_as_the_poll_interval_flag_does() {
+        for interval in ["1s", "5s", "1m"] {
+            let flagged = run_settings(&["--poll.interval", interval]);
+            let demo = Settings::with_url_and_poll_interval(
+                flagged.honcho.url.clone(),
+                flagged.poll.interval,
+            );
+            assert_eq!(demo.poll.timeout, flagged.poll.timeout, "{interval}");
+            assert_eq!(
+                demo.poll.max_staleness, flagged.poll.max_staleness,
+                "{interval}"
+            );
+            assert_eq!(
+                demo.classify.overdue_after, flagged.classify.overdue_after,
+                "{interval}"
+            );
+        }
+    }
+
+    #[cfg(feature = "demo")]
+    #[test]
+    fn a_bad_demo_interval_gets_the_message_of_the_poll_interval_flag() {
+        let message = |args: &[&str]| {
+            let args = std::iter::once("honcho_exporter").chain(args.iter().copied());
+            match parse_command(args, &BTreeMap::new()) {
+                Err(error) => (error.to_string(), error.exit_code()),
+                Ok(command) => panic!("expected an error, got {command:?}"),
+            }
+        };
+        for bad in ["0s", "abc"] {
+            assert_eq!(
+                message(&["demo", "--poll.interval", bad]),
+                message(&["--poll.interval", bad]),
+                "{bad}"
             );
         }
     }

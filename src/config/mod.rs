@@ -315,9 +315,28 @@ impl Settings {
         settings
     }
 
+    /// [`Settings::with_url`] with `poll.interval` set as a user would set it: the settings
+    /// whose defaults follow the interval (`poll.timeout`, `poll.max_staleness`,
+    /// `classify.overdue_after`) are derived from it by the settings table's own rules. Used by
+    /// `demo`.
+    pub fn with_url_and_poll_interval(url: Url, interval: Duration) -> Self {
+        let mut settings = Self::text_defaults();
+        settings.honcho.url = url;
+        settings.poll.interval = interval;
+        settings.derive_defaults();
+        settings
+    }
+
     /// Every setting at its default from the settings table ([`table::SETTINGS`]): text
     /// defaults parsed by each setting's own parser, then the derived ones.
     pub(crate) fn defaults() -> Self {
+        let mut settings = Self::text_defaults();
+        settings.derive_defaults();
+        settings
+    }
+
+    /// The settings with a text default at it, the derived ones still unset.
+    fn text_defaults() -> Self {
         let mut settings = Self::unset();
         for setting in table::SETTINGS {
             if let table::Default::Text(text) = setting.default {
@@ -326,12 +345,16 @@ impl Settings {
                     .expect("every default of the settings table parses (tested in table.rs)");
             }
         }
+        settings
+    }
+
+    /// Sets every setting with a derived default from the settings already in place.
+    fn derive_defaults(&mut self) {
         for setting in table::SETTINGS {
             if let table::Default::Derived { derive, .. } = setting.default {
-                derive(&mut settings);
+                derive(self);
             }
         }
-        settings
     }
 
     /// The values settings have before the table's defaults are applied: off, empty or zero.

@@ -165,33 +165,12 @@ pub(crate) fn read_env(
         if !variable.starts_with(ENV_PREFIX) {
             break;
         }
-        let origin = Origin::Env(variable.clone());
-        match variable.as_str() {
-            ENV_TOKEN => {
-                if value.trim().is_empty() {
-                    return Err(ConfigError::InvalidSetting {
-                        location: variable.clone(),
-                        problem: "is set but empty; unset it when Honcho runs without auth"
-                            .to_string(),
-                    });
-                }
-                raw.env_token = Some(Secret::new(value.trim().to_string()));
-                continue;
-            }
-            ENV_POSTGRES_PASSWORD => {
-                if value.is_empty() {
-                    return Err(ConfigError::InvalidSetting {
-                        location: variable.clone(),
-                        problem: "is set but empty; unset it when the database needs no password"
-                            .to_string(),
-                    });
-                }
-                raw.env_postgres_password = Some(Secret::new(value.clone()));
-                continue;
-            }
-            ENV_CONFIG_FILE | ENV_BUILD_REVISION => continue,
-            _ => {}
+        if read_env_secret(variable, value, raw)?
+            || matches!(variable.as_str(), ENV_CONFIG_FILE | ENV_BUILD_REVISION)
+        {
+            continue;
         }
+        let origin = Origin::Env(variable.clone());
         let known = SETTINGS
             .iter()
             .find(|setting| setting.env_var() == *variable);
@@ -208,27 +187,59 @@ pub(crate) fn read_env(
                     problem: "scopes can only be set in the config file (scopes:)".to_string(),
                 });
             }
-            None => {
-                let names: Vec<String> = SETTINGS
-                    .iter()
-                    .map(table::Setting::env_var)
-                    .chain([
-                        ENV_TOKEN.to_string(),
-                        ENV_POSTGRES_PASSWORD.to_string(),
-                        ENV_CONFIG_FILE.to_string(),
-                    ])
-                    .collect();
-                let hint = yaml::closest_key(variable, names.iter().map(String::as_str))
-                    .map(|name| format!(" (did you mean {name}?)"))
-                    .unwrap_or_default();
-                return Err(ConfigError::InvalidSetting {
-                    location: variable.clone(),
-                    problem: format!("unknown environment variable{hint}"),
-                });
-            }
+            None => return Err(unknown_env_variable(variable)),
         }
     }
     Ok(())
+}
+
+/// Reads the token or the database password from its variable; false for any other variable.
+fn read_env_secret(variable: &str, value: &str, raw: &mut RawConfig) -> Result<bool, ConfigError> {
+    let empty = |problem: &str| ConfigError::InvalidSetting {
+        location: variable.to_string(),
+        problem: problem.to_string(),
+    };
+    match variable {
+        ENV_TOKEN => {
+            if value.trim().is_empty() {
+                return Err(empty(
+                    "is set but empty; unset it when Honcho runs without auth",
+                ));
+            }
+            raw.env_token = Some(Secret::new(value.trim().to_string()));
+            Ok(true)
+        }
+        ENV_POSTGRES_PASSWORD => {
+            if value.is_empty() {
+                return Err(empty(
+                    "is set but empty; unset it when the database needs no password",
+                ));
+            }
+            raw.env_postgres_password = Some(Secret::new(value.to_string()));
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// A `HONCHO_EXPORTER_*` variable that names no setting, with the closest known name.
+fn unknown_env_variable(variable: &str) -> ConfigError {
+    let names: Vec<String> = SETTINGS
+        .iter()
+        .map(table::Setting::env_var)
+        .chain([
+            ENV_TOKEN.to_string(),
+            ENV_POSTGRES_PASSWORD.to_string(),
+            ENV_CONFIG_FILE.to_string(),
+        ])
+        .collect();
+    let hint = yaml::closest_key(variable, names.iter().map(String::as_str))
+        .map(|name| format!(" (did you mean {name}?)"))
+        .unwrap_or_default();
+    ConfigError::InvalidSetting {
+        location: variable.to_string(),
+        problem: format!("unknown environment variable{hint}"),
+    }
 }
 
 /// Reads the YAML config file at `path` into `raw` (lowest precedence).
@@ -273,46 +284,62 @@ pub(crate) fn read_file(path: &Path, raw: &mut RawConfig) -> Result<(), ConfigEr
                 ));
             }
         };
-        for (name, node) in entries {
-            let key = format!("{section}.{name}");
-            // Secrets never come from the file: (key, what it is, its file key, its variable).
-            const SECRETS: [(&str, &str, &str, &str); 2] = [
-                (
-                    "honcho.token",
-                    "token",
-                    "honcho.token_file",
-                    "HONCHO_EXPORTER_HONCHO_TOKEN",
-                ),
-                (
-                    "postgres.password",
-                    "password",
-                    "postgres.password_file",
-                    "HONCHO_EXPORTER_POSTGRES_PASSWORD",
-                ),
-            ];
-            if let Some((_, what, file_key, variable)) =
-                SECRETS.iter().find(|(secret, ..)| *secret == key)
-            {
-                return Err(invalid(
-                    &origin,
-                    &key,
-                    format!(
-                        "the {what} must not be written in the config file; put it in a file \
-                         readable only by the exporter and set {file_key}, or set {variable}"
-                    ),
-                ));
-            }
-            let Some((key, shape)) = shape_of(&key) else {
-                let known = SETTINGS.iter().map(|setting| setting.key);
-                return Err(unknown_key(&origin, &key, &key, known));
-            };
-            if let Some(value) = raw_value_from_node(&origin, key, shape, node)? {
-                let value = relative_to_file(path, key, value);
-                raw.insert(key, value, origin.clone());
-            }
+        read_section(path, &origin, &section, entries, raw)?;
+    }
+    Ok(())
+}
+
+/// Reads the settings of one section (`poll:`) of the config file at `path` into `raw`.
+fn read_section(
+    path: &Path,
+    origin: &Origin,
+    section: &str,
+    entries: BTreeMap<String, Node>,
+    raw: &mut RawConfig,
+) -> Result<(), ConfigError> {
+    for (name, node) in entries {
+        let key = format!("{section}.{name}");
+        reject_secret_in_file(origin, &key)?;
+        let Some((key, shape)) = shape_of(&key) else {
+            let known = SETTINGS.iter().map(|setting| setting.key);
+            return Err(unknown_key(origin, &key, &key, known));
+        };
+        if let Some(value) = raw_value_from_node(origin, key, shape, node)? {
+            let value = relative_to_file(path, key, value);
+            raw.insert(key, value, origin.clone());
         }
     }
     Ok(())
+}
+
+/// Secrets never come from the file: an error naming where to put `key` instead, if it is one.
+fn reject_secret_in_file(origin: &Origin, key: &str) -> Result<(), ConfigError> {
+    // (key, what it is, its file key, its variable).
+    const SECRETS: [(&str, &str, &str, &str); 2] = [
+        (
+            "honcho.token",
+            "token",
+            "honcho.token_file",
+            "HONCHO_EXPORTER_HONCHO_TOKEN",
+        ),
+        (
+            "postgres.password",
+            "password",
+            "postgres.password_file",
+            "HONCHO_EXPORTER_POSTGRES_PASSWORD",
+        ),
+    ];
+    match SECRETS.iter().find(|(secret, ..)| *secret == key) {
+        Some((_, what, file_key, variable)) => Err(invalid(
+            origin,
+            key,
+            format!(
+                "the {what} must not be written in the config file; put it in a file readable \
+                 only by the exporter and set {file_key}, or set {variable}"
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// A path setting's value ([`table::Setting::is_path`]): in the config file a relative path is

@@ -129,6 +129,24 @@ mod tests {
     }
 
     #[test]
+    fn a_dropped_column_reads_as_a_sentence() {
+        let error = classify_sqlstate("42703", "column m.token_count does not exist".into());
+        assert_eq!(
+            error.to_string(),
+            "Honcho's schema does not match what the exporter reads: column m.token_count does not exist"
+        );
+    }
+
+    #[test]
+    fn a_server_error_while_logging_in_is_a_login_problem() {
+        let at_login = |code: &str| classify_sqlstate(code, String::new()).at_login().reason();
+        assert_eq!(at_login("3D000"), "connect");
+        assert_eq!(at_login("22012"), "connect");
+        assert_eq!(at_login("28P01"), "auth");
+        assert_eq!(at_login("42501"), "auth");
+    }
+
+    #[test]
     fn only_connection_level_failures_reconnect() {
         assert!(PostgresError::Connect(String::new()).needs_reconnect());
         assert!(PostgresError::Auth(String::new()).needs_reconnect());

@@ -23,7 +23,7 @@ use crate::web_config::{WebConfig, WebConfigError};
 /// Why the exporter could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// The Honcho client could not be built (CA file, token file, TLS setup).
+    /// The Honcho client could not be built (CA file, token file, TLS setup); API source only.
     #[error(transparent)]
     Client(#[from] ClientBuildError),
     /// `--web.config.file` is invalid. (Its text is in this message, so it is not also a
@@ -97,19 +97,15 @@ impl Exporter {
         settings: Arc<Settings>,
         listeners: Vec<TcpListener>,
     ) -> Result<Exporter, StartError> {
-        let client = Client::with_in_flight_cap(
-            &settings.honcho,
-            settings.poll.timeout,
-            settings.poll.concurrency,
-        )?;
-        let web_config = load_web_config(&settings)?;
         let initial = match settings.source {
             Source::Api => Published::initial(&settings),
             Source::Postgres => crate::postgres::source::initial_published(&settings),
         };
         let published: SharedPublished = Arc::new(RwLock::new(Arc::new(initial)));
+        let poll_loop = PollLoop::build(Arc::clone(&settings), &published)?;
+        let web_config = load_web_config(&settings)?;
         let context = SharedContext::new(server_context(&settings, web_config, &published));
-        let poller = start_poller(Arc::clone(&settings), client, &published)?;
+        let poller = start_poller(poll_loop)?;
         let mut exporter = Exporter {
             addresses: Vec::new(),
             published,
@@ -126,13 +122,14 @@ impl Exporter {
     }
 
     /// Applies `settings` to the running exporter (SIGHUP), or changes nothing and returns why
-    /// not. Everything that can fail comes first: the Honcho client, `--web.config.file`, and
-    /// binding the listen addresses that are new. Then the servers take the new context (for
+    /// not. Everything that can fail comes first: the source (for the API, the Honcho client,
+    /// built as at start, with the same in-flight cap), `--web.config.file`, and binding the
+    /// listen addresses that are new. Then the servers take the new context (for
     /// new connections and requests), the poller is restarted with the new settings, and the
     /// servers of addresses no longer listed stop. Listeners of addresses that did not change
     /// are kept as they are, so scrapes go on across the reload.
     pub async fn reload(&mut self, settings: Arc<Settings>) -> Result<(), StartError> {
-        let client = Client::new(&settings.honcho, settings.poll.timeout)?;
+        let poll_loop = PollLoop::build(Arc::clone(&settings), &self.published)?;
         let web_config = load_web_config(&settings)?;
         let mut new_listeners = Vec::new();
         for address in &settings.web.listen_addresses {
@@ -148,7 +145,7 @@ impl Exporter {
         }
         // The new poller starts before the old one stops, so a failure to start it leaves the
         // running one in place; the old one's cycle in flight is abandoned when it stops.
-        let poller = start_poller(Arc::clone(&settings), client, &self.published)?;
+        let poller = start_poller(poll_loop)?;
         self.context
             .replace(server_context(&settings, web_config, &self.published));
         let old_poller = std::mem::replace(&mut self.poller, poller);
@@ -258,24 +255,9 @@ fn server_context(
     }
 }
 
-fn start_poller(
-    settings: Arc<Settings>,
-    client: Client,
-    published: &SharedPublished,
-) -> Result<RunningPoller, StartError> {
+fn start_poller(poll_loop: PollLoop) -> Result<RunningPoller, StartError> {
     let (shutdown, signal) = watch::channel(false);
-    let poller = match settings.source {
-        Source::Api => PollLoop::Api(Box::new(Poller::new(
-            settings,
-            client,
-            Arc::clone(published),
-        ))),
-        Source::Postgres => PollLoop::Postgres(Box::new(PostgresSource::new(
-            settings,
-            Arc::clone(published),
-        )?)),
-    };
-    let stopped = spawn_poller(poller, wait_for(signal))?;
+    let stopped = spawn_poller(poll_loop, wait_for(signal))?;
     Ok(RunningPoller { shutdown, stopped })
 }
 
@@ -311,6 +293,26 @@ enum PollLoop {
 }
 
 impl PollLoop {
+    /// The poll loop of `settings.source`, publishing into `published`. Only the API source
+    /// builds a Honcho client (through [`Client::from_settings`], at start and at reload
+    /// alike); the database source needs none, so its token and CA file are never read.
+    fn build(settings: Arc<Settings>, published: &SharedPublished) -> Result<Self, StartError> {
+        Ok(match settings.source {
+            Source::Api => {
+                let client = Client::from_settings(&settings)?;
+                PollLoop::Api(Box::new(Poller::new(
+                    settings,
+                    client,
+                    Arc::clone(published),
+                )))
+            }
+            Source::Postgres => PollLoop::Postgres(Box::new(PostgresSource::new(
+                settings,
+                Arc::clone(published),
+            )?)),
+        })
+    }
+
     async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         match self {
             PollLoop::Api(poller) => poller.run(shutdown).await,

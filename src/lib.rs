@@ -54,6 +54,7 @@ pub mod process;
 pub mod publication;
 pub mod server;
 pub mod snapshot;
+pub mod tls_roots;
 pub mod web_config;
 
 /// The version printed by `--version` and exported in `honcho_exporter_build_info`.

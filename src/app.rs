@@ -337,3 +337,48 @@ fn redacted_url(url: &url::Url) -> String {
     let _ = shown.set_password(None);
     shown.to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TokenSource;
+
+    /// Settings whose Honcho client cannot be built: the token file does not exist.
+    fn settings_with_an_unreadable_token(source: Source) -> (tempfile::TempDir, Settings) {
+        let directory = tempfile::tempdir().expect("temp dir");
+        let mut settings = Settings::with_url("http://127.0.0.1:9".parse().expect("test URL"));
+        settings.honcho.token = Some(TokenSource::File(directory.path().join("gone")));
+        settings.source = source;
+        settings.postgres.url = Some("postgres://honcho_exporter@127.0.0.1:9/honcho".to_string());
+        (directory, settings)
+    }
+
+    fn published(settings: &Settings) -> SharedPublished {
+        Arc::new(RwLock::new(Arc::new(Published::initial(settings))))
+    }
+
+    #[test]
+    fn the_api_source_builds_the_honcho_client() {
+        let (_directory, settings) = settings_with_an_unreadable_token(Source::Api);
+        let published = published(&settings);
+        let error = PollLoop::build(Arc::new(settings), &published)
+            .err()
+            .expect("the token file is missing");
+        assert!(
+            matches!(
+                error,
+                StartError::Client(ClientBuildError::TokenFile { .. })
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_database_source_builds_no_honcho_client() {
+        let (_directory, settings) = settings_with_an_unreadable_token(Source::Postgres);
+        let published = published(&settings);
+        let poll_loop = PollLoop::build(Arc::new(settings), &published)
+            .unwrap_or_else(|error| panic!("the Honcho token is not read: {error}"));
+        assert!(matches!(poll_loop, PollLoop::Postgres(_)));
+    }
+}

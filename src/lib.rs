@@ -15,7 +15,10 @@
 //!   README's configuration table follow from it. No network I/O; reads the config and token
 //!   files only.
 //! - [`honcho`]: the HTTP client for Honcho's queue API (all three generations), its response
-//!   types and its error taxonomy with bounded `reason()` labels.
+//!   types and its error taxonomy with bounded `reason()` labels; one room per job (client and
+//!   its one builder, walk, retries, one attempt, `Retry-After`, rate bound, token, decoding).
+//! - [`tls_roots`]: the one CA-file loader (`honcho.ca_file` adds to the system roots,
+//!   `postgres.ca_file` replaces them); reads the file, opens no connection.
 //! - [`classify`]: pure classification of one work unit into `in_progress|ready|stalled|overdue`.
 //! - [`snapshot`]: pure, immutable per-poll data (`Snapshot`) and the streaming aggregation that
 //!   builds it page by page without keeping the work-unit list in memory.

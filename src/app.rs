@@ -365,10 +365,7 @@ mod tests {
             .err()
             .expect("the token file is missing");
         assert!(
-            matches!(
-                error,
-                StartError::Client(ClientBuildError::TokenFile { .. })
-            ),
+            matches!(error, StartError::Client(ClientBuildError::TokenFile(_))),
             "{error}"
         );
     }

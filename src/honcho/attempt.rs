@@ -12,15 +12,7 @@ use url::Url;
 use super::busy::BusyGuard;
 use super::decode::error_detail;
 use super::retry_after::parse_retry_after;
-use super::{Client, Endpoint, UpstreamError};
-
-/// The HTTP methods the API is called with.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Method {
-    Get,
-    /// `POST` with body `{}` (the list endpoints take filters in the body).
-    PostEmptyJson,
-}
+use super::{Client, Endpoint, Method, UpstreamError};
 
 impl Client {
     /// One attempt: sends the request, counts its status and reads its body; a non-success

@@ -1,25 +1,19 @@
-//! The Honcho API client: built once from the settings (the in-flight cap, the rate bound, the
-//! token, the CA file, the request budget), the calls that are one logical request each
-//! (workspace discovery, queue/status), URL building, the in-flight slot of each logical request
-//! and the request counts by endpoint and status code. Retries, single attempts, the token, the
-//! rate bound, `Retry-After` and the walk live in their own rooms beside it; it keeps no queue
-//! data between calls.
+//! The Honcho API client and its one builder: [`Client::from_settings`] applies the in-flight
+//! cap (`poll.concurrency`), the rate bound, the token, the CA file and the request budget
+//! (`poll.timeout`). Also URL building and the request counts by endpoint and status code. It
+//! sends nothing itself: the calls (`calls`, `walk`) go through `retry` and `attempt`, which
+//! build on this room, never the other way round; it keeps no queue data between calls.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use url::Url;
 
-use super::attempt::Method;
-use super::decode::decode;
 use super::rate_limit::RateLimiter;
 use super::retry_after::RetryAfterHold;
-use super::token::TokenProvider;
-use super::types::{QueueStatus, WorkspacePage};
-use super::{ApiVersion, Endpoint, RequestCounts, StatusFilter, UpstreamError};
+use super::token::{TokenFileError, TokenProvider};
+use super::{Endpoint, RequestCounts};
 use crate::config::{HonchoSettings, Settings};
 use crate::tls_roots::{CaFileError, CaRule};
 
@@ -58,13 +52,8 @@ pub enum ClientBuildError {
     #[error(transparent)]
     CaFile(#[from] CaFileError),
     /// The token file could not be read.
-    #[error("cannot read the Honcho token file {path}: {error}")]
-    TokenFile {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error (in the message, not a `source()`: a full chain would repeat it).
-        error: std::io::Error,
-    },
+    #[error(transparent)]
+    TokenFile(#[from] TokenFileError),
     /// TLS or HTTP client setup failed.
     #[error("cannot set up the HTTP client: {0}")]
     Setup(String),
@@ -137,60 +126,6 @@ impl Client {
             .and_then(TokenProvider::reload_errors)
     }
 
-    /// All workspace names, following every page of `POST /v{2,3}/workspaces/list`.
-    pub async fn list_workspaces(&self, version: ApiVersion) -> Result<Vec<String>, UpstreamError> {
-        const PAGE_SIZE: u64 = 100;
-        const MAX_PAGES: u64 = 10_000;
-        let mut names = Vec::new();
-        let mut page = 1;
-        loop {
-            let url = self.url(
-                &[version.segment(), "workspaces", "list"],
-                &[("page", page.to_string()), ("size", PAGE_SIZE.to_string())],
-            );
-            let body = self
-                .send(Endpoint::Discovery, Method::PostEmptyJson, url)
-                .await?;
-            let parsed: WorkspacePage = decode(&body)?;
-            let returned = parsed.items.len();
-            names.extend(parsed.items.into_iter().map(|item| item.id));
-            if returned == 0 || page >= parsed.pages || page >= MAX_PAGES {
-                break;
-            }
-            page += 1;
-        }
-        names.sort();
-        names.dedup();
-        Ok(names)
-    }
-
-    /// One queue/status call (`deriver/status` on `/v2`).
-    pub async fn fetch_status(
-        &self,
-        version: ApiVersion,
-        workspace: &str,
-        filter: &StatusFilter,
-        endpoint: Endpoint,
-    ) -> Result<QueueStatus, UpstreamError> {
-        let path: [&str; 5] = match version {
-            ApiVersion::V2 => ["v2", "workspaces", workspace, "deriver", "status"],
-            ApiVersion::V3 => ["v3", "workspaces", workspace, "queue", "status"],
-        };
-        let mut query = Vec::new();
-        for (name, value) in [
-            ("observer_id", &filter.observer_id),
-            ("sender_id", &filter.sender_id),
-            ("session_id", &filter.session_id),
-        ] {
-            if let Some(value) = value {
-                query.push((name, value.clone()));
-            }
-        }
-        let url = self.url(&path, &query);
-        let body = self.send(endpoint, Method::Get, url).await?;
-        decode(&body)
-    }
-
     pub(super) fn url(&self, segments: &[&str], query: &[(&str, String)]) -> Url {
         let mut url = self.inner.base.clone();
         {
@@ -208,23 +143,6 @@ impl Client {
                 .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
         }
         url
-    }
-
-    /// Sends one logical request holding one in-flight slot; each attempt's time counts as the
-    /// calling job's busy time (see [`measure_busy`]).
-    pub(super) async fn send(
-        &self,
-        endpoint: Endpoint,
-        method: Method,
-        url: Url,
-    ) -> Result<Bytes, UpstreamError> {
-        let _slot = self
-            .inner
-            .in_flight
-            .acquire()
-            .await
-            .expect("the in-flight semaphore is never closed");
-        self.send_with_retries(endpoint, method, url).await
     }
 
     /// Counts one request; `code` is the HTTP status, `None` when no response came.

@@ -1,6 +1,6 @@
 //! The vocabulary of Honcho's queue API as the exporter names it: the URL prefix generation,
 //! the endpoint kinds (the `endpoint` label), the filters of a status call and the request
-//! counts by endpoint and status code. Plain data: no I/O, no client state.
+//! counts by endpoint and status code, the HTTP methods. Plain data: no I/O, no client state.
 
 use std::collections::BTreeMap;
 
@@ -54,6 +54,14 @@ pub struct StatusFilter {
 
 /// Counts of upstream requests by endpoint and status code (`error` when no response came).
 pub type RequestCounts = BTreeMap<(Endpoint, String), u64>;
+
+/// The HTTP methods the API is called with.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Method {
+    Get,
+    /// `POST` with body `{}` (the list endpoints take filters in the body).
+    PostEmptyJson,
+}
 
 impl ApiVersion {
     /// The first path segment of this generation's URLs.

@@ -9,10 +9,11 @@
 //!
 //! # Rooms
 //!
-//! - `client`: [`Client`], built once from the settings ([`Client::from_settings`]: the
-//!   in-flight cap, TLS, token), the discovery and status calls, URLs, request counts.
+//! - `client`: [`Client`] and its one builder ([`Client::from_settings`]: the in-flight cap,
+//!   TLS, token), URLs, request counts.
+//! - `calls`: workspace discovery and queue/status, one logical request each.
 //! - `walk`: the work-units walk ([`Client::walk_work_units`], [`WalkOutcome`]).
-//! - `retry`: retries of one logical request inside its budget, backoff with jitter.
+//! - `retry`: one logical request: its in-flight slot, retries inside its budget, backoff.
 //! - `attempt`: one HTTP exchange, the body read within the size cap, transport errors.
 //! - `retry_after`: the `Retry-After` header and the hold it sets across calls.
 //! - `rate_limit`: the bound on the request rate.
@@ -20,10 +21,14 @@
 //! - `busy`: Honcho busy time per job ([`measure_busy`]).
 //! - `decode`: JSON bodies into [`types`], error details.
 //! - `endpoint`: the API's vocabulary ([`ApiVersion`], [`Endpoint`], [`StatusFilter`]).
+//!
+//! The rooms depend in one direction: `calls` and `walk` → `retry` → `attempt` → `client` (the
+//! shared state) → `token`, `rate_limit`, `retry_after`; `client` calls into none of them.
 //! - [`types`]: the response types; `error`: [`UpstreamError`] with its bounded `reason()`.
 
 mod attempt;
 mod busy;
+mod calls;
 mod client;
 mod decode;
 mod endpoint;
@@ -40,7 +45,9 @@ mod walk;
 pub use busy::measure_busy;
 pub use client::{Client, ClientBuildError};
 pub use decode::decode;
+use endpoint::Method;
 pub use endpoint::{ApiVersion, Endpoint, RequestCounts, StatusFilter};
 pub use error::UpstreamError;
 pub use retry::backoff_delay;
+pub use token::TokenFileError;
 pub use walk::WalkOutcome;

@@ -1,4 +1,5 @@
-//! Retries of one logical request inside its budget (`poll.timeout`): the pending `Retry-After`
+//! Sending one logical request: its in-flight slot (`poll.concurrency`, FIFO, held through the
+//! retries), then retries inside its budget (`poll.timeout`): the pending `Retry-After`
 //! waited out or, if it outlasts the budget, reported without sending; the rate bound's slot;
 //! capped exponential backoff with full jitter between attempts, or the server's own
 //! `Retry-After` when it is within the backoff cap. One attempt's exchange is
@@ -10,10 +11,26 @@ use bytes::Bytes;
 use rand::RngExt;
 use url::Url;
 
-use super::attempt::Method;
-use super::{Client, Endpoint, UpstreamError};
+use super::{Client, Endpoint, Method, UpstreamError};
 
 impl Client {
+    /// Sends one logical request holding one in-flight slot; each attempt's time counts as the
+    /// calling job's busy time (see [`measure_busy`]).
+    pub(super) async fn send(
+        &self,
+        endpoint: Endpoint,
+        method: Method,
+        url: Url,
+    ) -> Result<Bytes, UpstreamError> {
+        let _slot = self
+            .inner
+            .in_flight
+            .acquire()
+            .await
+            .expect("the in-flight semaphore is never closed");
+        self.send_with_retries(endpoint, method, url).await
+    }
+
     /// Sends one logical request with retries inside the request budget; returns the body.
     pub(super) async fn send_with_retries(
         &self,

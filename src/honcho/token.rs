@@ -3,14 +3,23 @@
 //! is counted once per version. It builds the `Authorization` value only; it sends nothing.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
 use reqwest::header::HeaderValue;
 
-use super::ClientBuildError;
 use crate::config::{Secret, TokenSource};
+
+/// The token file could not be read when the client was built.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the Honcho token file {}: {error}", path.display())]
+pub struct TokenFileError {
+    /// The file.
+    pub path: PathBuf,
+    /// The I/O error (in the message, not a `source()`: a full chain would repeat it).
+    pub error: std::io::Error,
+}
 
 /// The bearer token, re-read from its file when the file changes (rotation without restart).
 pub(super) struct TokenProvider {
@@ -65,15 +74,14 @@ impl TokenReloadError {
 }
 
 impl TokenProvider {
-    pub(super) fn new(source: TokenSource) -> Result<Self, ClientBuildError> {
+    pub(super) fn new(source: TokenSource) -> Result<Self, TokenFileError> {
         let (version, header) = match &source {
             TokenSource::Env(secret) => (None, bearer(secret)),
             TokenSource::File(path) => {
-                let (version, secret) =
-                    read_token_file(path).map_err(|error| ClientBuildError::TokenFile {
-                        path: path.clone(),
-                        error,
-                    })?;
+                let (version, secret) = read_token_file(path).map_err(|error| TokenFileError {
+                    path: path.clone(),
+                    error,
+                })?;
                 (Some(version), bearer(&secret))
             }
         };

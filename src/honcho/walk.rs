@@ -5,10 +5,9 @@
 use std::collections::HashSet;
 use std::fmt::Write as _;
 
-use super::attempt::Method;
 use super::decode::decode;
 use super::types::WorkUnitsPage;
-use super::{Client, Endpoint, UpstreamError};
+use super::{Client, Endpoint, Method, UpstreamError};
 
 /// How a walk ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

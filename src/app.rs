@@ -23,7 +23,7 @@ use crate::web_config::{WebConfig, WebConfigError};
 /// Why the exporter could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// The Honcho client could not be built (CA file, token file, TLS setup).
+    /// The Honcho client could not be built (CA file, token file, TLS setup); API source only.
     #[error(transparent)]
     Client(#[from] ClientBuildError),
     /// `--web.config.file` is invalid. (Its text is in this message, so it is not also a
@@ -97,16 +97,12 @@ impl Exporter {
         settings: Arc<Settings>,
         listeners: Vec<TcpListener>,
     ) -> Result<Exporter, StartError> {
-        let client = Client::with_in_flight_cap(
-            &settings.honcho,
-            settings.poll.timeout,
-            settings.poll.concurrency,
-        )?;
-        let web_config = load_web_config(&settings)?;
         let initial = crate::source::initial_publication(&settings);
         let published: SharedPublished = Arc::new(RwLock::new(Arc::new(initial)));
+        let poll_loop = PollLoop::build(Arc::clone(&settings), &published)?;
+        let web_config = load_web_config(&settings)?;
         let context = SharedContext::new(server_context(&settings, web_config, &published));
-        let poller = start_poller(Arc::clone(&settings), client, &published)?;
+        let poller = start_poller(poll_loop)?;
         let mut exporter = Exporter {
             addresses: Vec::new(),
             published,
@@ -123,13 +119,14 @@ impl Exporter {
     }
 
     /// Applies `settings` to the running exporter (SIGHUP), or changes nothing and returns why
-    /// not. Everything that can fail comes first: the Honcho client, `--web.config.file`, and
-    /// binding the listen addresses that are new. Then the servers take the new context (for
+    /// not. Everything that can fail comes first: the source (for the API, the Honcho client,
+    /// built as at start, with the same in-flight cap), `--web.config.file`, and binding the
+    /// listen addresses that are new. Then the servers take the new context (for
     /// new connections and requests), the poller is restarted with the new settings, and the
     /// servers of addresses no longer listed stop. Listeners of addresses that did not change
     /// are kept as they are, so scrapes go on across the reload.
     pub async fn reload(&mut self, settings: Arc<Settings>) -> Result<(), StartError> {
-        let client = Client::new(&settings.honcho, settings.poll.timeout)?;
+        let poll_loop = PollLoop::build(Arc::clone(&settings), &self.published)?;
         let web_config = load_web_config(&settings)?;
         let mut new_listeners = Vec::new();
         for address in &settings.web.listen_addresses {
@@ -145,7 +142,7 @@ impl Exporter {
         }
         // The new poller starts before the old one stops, so a failure to start it leaves the
         // running one in place; the old one's cycle in flight is abandoned when it stops.
-        let poller = start_poller(Arc::clone(&settings), client, &self.published)?;
+        let poller = start_poller(poll_loop)?;
         self.context
             .replace(server_context(&settings, web_config, &self.published));
         let old_poller = std::mem::replace(&mut self.poller, poller);
@@ -255,24 +252,9 @@ fn server_context(
     }
 }
 
-fn start_poller(
-    settings: Arc<Settings>,
-    client: Client,
-    published: &SharedPublished,
-) -> Result<RunningPoller, StartError> {
+fn start_poller(poll_loop: PollLoop) -> Result<RunningPoller, StartError> {
     let (shutdown, signal) = watch::channel(false);
-    let poller = match settings.source {
-        Source::Api => PollLoop::Api(Box::new(Poller::new(
-            settings,
-            client,
-            Arc::clone(published),
-        ))),
-        Source::Postgres => PollLoop::Postgres(Box::new(PostgresSource::new(
-            settings,
-            Arc::clone(published),
-        )?)),
-    };
-    let stopped = spawn_poller(poller, wait_for(signal))?;
+    let stopped = spawn_poller(poll_loop, wait_for(signal))?;
     Ok(RunningPoller { shutdown, stopped })
 }
 
@@ -308,6 +290,26 @@ enum PollLoop {
 }
 
 impl PollLoop {
+    /// The poll loop of `settings.source`, publishing into `published`. Only the API source
+    /// builds a Honcho client (through [`Client::from_settings`], at start and at reload
+    /// alike); the database source needs none, so its token and CA file are never read.
+    fn build(settings: Arc<Settings>, published: &SharedPublished) -> Result<Self, StartError> {
+        Ok(match settings.source {
+            Source::Api => {
+                let client = Client::from_settings(&settings)?;
+                PollLoop::Api(Box::new(Poller::new(
+                    settings,
+                    client,
+                    Arc::clone(published),
+                )))
+            }
+            Source::Postgres => PollLoop::Postgres(Box::new(PostgresSource::new(
+                settings,
+                Arc::clone(published),
+            )?)),
+        })
+    }
+
     async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         match self {
             PollLoop::Api(poller) => poller.run(shutdown).await,
@@ -331,4 +333,53 @@ fn redacted_url(url: &url::Url) -> String {
     let _ = shown.set_username("");
     let _ = shown.set_password(None);
     shown.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TokenSource;
+
+    /// Settings whose Honcho client cannot be built: the token file does not exist.
+    fn settings_with_an_unreadable_token(source: Source) -> (tempfile::TempDir, Settings) {
+        let directory = tempfile::tempdir().expect("temp dir");
+        let mut settings = Settings::with_url("http://127.0.0.1:9".parse().expect("test URL"));
+        settings.honcho.token = Some(TokenSource::File(directory.path().join("gone")));
+        settings.source = source;
+        settings.postgres.url = Some(
+            crate::config::postgres_url::ConnectOptions::parse(
+                "postgres://honcho_exporter@127.0.0.1:9/honcho",
+            )
+            .expect("a valid URL"),
+        );
+        (directory, settings)
+    }
+
+    fn published(settings: &Settings) -> SharedPublished {
+        Arc::new(RwLock::new(Arc::new(crate::source::initial_publication(
+            settings,
+        ))))
+    }
+
+    #[test]
+    fn the_api_source_builds_the_honcho_client() {
+        let (_directory, settings) = settings_with_an_unreadable_token(Source::Api);
+        let published = published(&settings);
+        let error = PollLoop::build(Arc::new(settings), &published)
+            .err()
+            .expect("the token file is missing");
+        assert!(
+            matches!(error, StartError::Client(ClientBuildError::TokenFile(_))),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_database_source_builds_no_honcho_client() {
+        let (_directory, settings) = settings_with_an_unreadable_token(Source::Postgres);
+        let published = published(&settings);
+        let poll_loop = PollLoop::build(Arc::new(settings), &published)
+            .unwrap_or_else(|error| panic!("the Honcho token is not read: {error}"));
+        assert!(matches!(poll_loop, PollLoop::Postgres(_)));
+    }
 }

@@ -27,6 +27,8 @@
 //! - [`honcho`]: the HTTP client for Honcho's queue API (all three generations), its response
 //!   types and its error taxonomy with bounded `reason()` labels. Used by `source::api` only.
 //! - [`upstream`]: the `upstream` label type (which call a health, error or count is about).
+//! - [`tls_roots`]: the one CA-file loader (`honcho.ca_file` adds to the system roots,
+//!   `postgres.ca_file` replaces them); reads the file, opens no connection.
 //! - [`classify`]: pure classification of one work unit into `in_progress|ready|stalled|overdue`.
 //! - [`snapshot`]: pure, immutable per-poll data (`Snapshot`) and the streaming aggregation that
 //!   builds it page by page without keeping the work-unit list in memory: the model both
@@ -62,6 +64,7 @@ pub mod publication;
 pub mod server;
 pub mod snapshot;
 pub mod source;
+pub mod tls_roots;
 pub mod upstream;
 pub mod web_config;
 pub mod yaml;

@@ -15,6 +15,7 @@ use rustls_pki_types::pem::PemObject;
 use url::Url;
 
 use super::postgres_url::ConnectOptions;
+use super::secret_file::{SecretFileError, Trim, read_secret_file};
 
 use super::duration::parse_duration;
 use super::{GenerationOverride, LogFormat, Source};
@@ -65,14 +66,7 @@ pub(crate) fn parse_web_config_file(text: &str) -> Result<PathBuf, String> {
 }
 
 pub(crate) fn parse_token_file(text: &str) -> Result<PathBuf, String> {
-    let path = PathBuf::from(text);
-    let contents = std::fs::read(&path)
-        .map_err(|error| format!("cannot read token file {}: {error}", path.display()))?;
-    // The contents are never echoed: only whether anything is there.
-    if String::from_utf8_lossy(&contents).trim().is_empty() {
-        return Err(format!("token file {} is empty", path.display()));
-    }
-    Ok(path)
+    parse_secret_file(text, "token file")
 }
 
 pub(crate) fn parse_ca_file(text: &str) -> Result<PathBuf, String> {
@@ -203,14 +197,20 @@ pub(crate) fn parse_postgres_url(text: &str) -> Result<ConnectOptions, String> {
 }
 
 pub(crate) fn parse_password_file(text: &str) -> Result<PathBuf, String> {
+    parse_secret_file(text, "password file")
+}
+
+/// A secret file that is readable and not blank now (it is followed later by
+/// [`super::secret_file::SecretFile`]). The contents are never echoed.
+fn parse_secret_file(text: &str, what: &str) -> Result<PathBuf, String> {
     let path = PathBuf::from(text);
-    let contents = std::fs::read(&path)
-        .map_err(|error| format!("cannot read password file {}: {error}", path.display()))?;
-    // The contents are never echoed: only whether anything is there.
-    if String::from_utf8_lossy(&contents).trim().is_empty() {
-        return Err(format!("password file {} is empty", path.display()));
+    match read_secret_file(&path, Trim::Whitespace) {
+        Ok(_) => Ok(path),
+        Err(SecretFileError::Unreadable(error)) => {
+            Err(format!("cannot read {what} {}: {error}", path.display()))
+        }
+        Err(_) => Err(format!("{what} {} is empty", path.display())),
     }
-    Ok(path)
 }
 
 #[cfg(test)]

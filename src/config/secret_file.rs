@@ -28,10 +28,13 @@ pub enum SecretFileError {
     /// The file holds nothing (truncated, or caught mid-write).
     #[error("it is empty")]
     Empty,
+    /// The secret holds characters its use cannot carry (e.g. an HTTP header).
+    #[error("it holds characters {0} cannot carry")]
+    Invalid(&'static str),
 }
 
 impl SecretFileError {
-    /// Every reason, so a counter starts at 0 for each.
+    /// Every reason of a file without a [`Validity`] check, so a counter starts at 0 for each.
     pub const REASONS: [&'static str; 2] = ["unreadable", "empty"];
 
     /// The bounded `reason` label value.
@@ -39,6 +42,7 @@ impl SecretFileError {
         match self {
             SecretFileError::Unreadable(_) => "unreadable",
             SecretFileError::Empty => "empty",
+            SecretFileError::Invalid(_) => "invalid",
         }
     }
 }
@@ -75,6 +79,27 @@ pub fn read_secret_file(path: &Path, trim: Trim) -> Result<(FileVersion, Secret)
     Ok((version, Secret::new(secret.to_string())))
 }
 
+/// A rule a secret must pass besides being non-empty: what it is used as, and the check.
+#[derive(Debug, Clone, Copy)]
+pub struct Validity {
+    /// What the secret becomes ("an HTTP header"), for the message.
+    pub used_as: &'static str,
+    /// Whether the secret can be used so.
+    pub check: fn(&str) -> bool,
+}
+
+fn read_valid(
+    path: &Path,
+    trim: Trim,
+    validity: Option<Validity>,
+) -> Result<(FileVersion, Secret), SecretFileError> {
+    let (version, secret) = read_secret_file(path, trim)?;
+    match validity {
+        Some(rule) if !(rule.check)(secret.expose()) => Err(SecretFileError::Invalid(rule.used_as)),
+        _ => Ok((version, secret)),
+    }
+}
+
 /// A changed file that was not used: what to log (once).
 #[derive(Debug)]
 pub struct Rejection<'a> {
@@ -89,6 +114,7 @@ pub struct Rejection<'a> {
 pub struct SecretFile {
     path: PathBuf,
     trim: Trim,
+    validity: Option<Validity>,
     /// The version last judged (used or rejected); `None` while the file cannot be looked at.
     version: Option<FileVersion>,
     secret: Secret,
@@ -99,16 +125,30 @@ pub struct SecretFile {
 impl SecretFile {
     /// Reads the file for the first time: it must be usable.
     pub fn open(path: &Path, trim: Trim) -> Result<Self, SecretFileError> {
-        let (version, secret) = read_secret_file(path, trim)?;
+        Self::open_checked(path, trim, None)
+    }
+
+    /// [`SecretFile::open`] with a rule every version must pass (counted as `invalid`).
+    pub fn open_checked(
+        path: &Path,
+        trim: Trim,
+        validity: Option<Validity>,
+    ) -> Result<Self, SecretFileError> {
+        let (version, secret) = read_valid(path, trim, validity)?;
+        let mut rejected: BTreeMap<&'static str, u64> = SecretFileError::REASONS
+            .into_iter()
+            .map(|reason| (reason, 0))
+            .collect();
+        if validity.is_some() {
+            rejected.insert("invalid", 0);
+        }
         Ok(SecretFile {
             path: path.to_path_buf(),
             trim,
+            validity,
             version: Some(version),
             secret,
-            rejected: SecretFileError::REASONS
-                .into_iter()
-                .map(|reason| (reason, 0))
-                .collect(),
+            rejected,
         })
     }
 
@@ -123,7 +163,7 @@ impl SecretFile {
     pub fn refresh(&mut self) -> Result<bool, Rejection<'_>> {
         match FileVersion::of(&self.path) {
             Ok(version) if Some(version) == self.version => Ok(false),
-            Ok(_) => match read_secret_file(&self.path, self.trim) {
+            Ok(_) => match read_valid(&self.path, self.trim, self.validity) {
                 Ok((version, secret)) => {
                     self.version = Some(version);
                     self.secret = secret;
@@ -214,6 +254,26 @@ mod tests {
         assert!(matches!(file.refresh(), Ok(false)));
         assert_eq!(file.secret().expose(), "first");
         assert_eq!(file.rejected().get("unreadable"), Some(&1));
+    }
+
+    #[test]
+    fn a_version_failing_the_validity_rule_is_invalid_and_keeps_the_last_good_secret() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("secret");
+        write(&path, "good");
+        let rule = Validity {
+            used_as: "a test",
+            check: |secret| !secret.contains('!'),
+        };
+        let mut file = SecretFile::open_checked(&path, Trim::Whitespace, Some(rule)).expect("open");
+        write(&path, "bad!");
+        let rejection = file.refresh().expect_err("invalid");
+        assert_eq!(
+            rejection.error.to_string(),
+            "it holds characters a test cannot carry"
+        );
+        assert_eq!(file.secret().expose(), "good");
+        assert_eq!(file.rejected().get("invalid"), Some(&1));
     }
 
     #[test]

@@ -246,16 +246,6 @@ fn parse_timestamp_chrono(text: &str) -> Option<f64> {
 /// `YYYY-MM-DDTHH:MM:SS[.f{1,9}](Z|+00:00)` with every field in range, else `None`. The result
 /// equals chrono's for every input it accepts (fraction truncated to microseconds).
 fn parse_utc_timestamp(bytes: &[u8]) -> Option<f64> {
-    fn digits(bytes: &[u8], at: usize, count: usize) -> Option<u32> {
-        let mut value = 0u32;
-        for &byte in bytes.get(at..at + count)? {
-            if !byte.is_ascii_digit() {
-                return None;
-            }
-            value = value * 10 + u32::from(byte - b'0');
-        }
-        Some(value)
-    }
     if bytes.len() < 20
         || bytes[4] != b'-'
         || bytes[7] != b'-'
@@ -271,51 +261,79 @@ fn parse_utc_timestamp(bytes: &[u8]) -> Option<f64> {
     let hour = digits(bytes, 11, 2)?;
     let minute = digits(bytes, 14, 2)?;
     let second = digits(bytes, 17, 2)?;
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let month_days = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return None,
-    };
-    if day == 0 || day > month_days || hour > 23 || minute > 59 || second > 59 {
+    if day == 0 || day > days_in_month(year, month)? || hour > 23 || minute > 59 || second > 59 {
         return None;
     }
-    let mut at = 19;
-    let mut micros = 0u32;
-    if bytes[at] == b'.' {
-        at += 1;
-        let start = at;
-        while at < bytes.len() && bytes[at].is_ascii_digit() {
-            if at - start < 6 {
-                micros = micros * 10 + u32::from(bytes[at] - b'0');
-            }
-            at += 1;
-        }
-        let fraction_digits = at - start;
-        if fraction_digits == 0 || fraction_digits > 9 {
-            return None;
-        }
-        for _ in fraction_digits..6 {
-            micros *= 10;
-        }
-    }
+    let (micros, at) = fraction_micros(bytes, 19)?;
     match &bytes[at..] {
         b"Z" | b"+00:00" => {}
         _ => return None,
     }
-    // Days from 1970-01-01 to the civil date (proleptic Gregorian; H. Hinnant's algorithm).
+    let seconds = days_from_civil(year, month, day) * 86_400
+        + i64::from(hour) * 3600
+        + i64::from(minute) * 60
+        + i64::from(second);
+    Some(seconds as f64 + f64::from(micros) / 1e6)
+}
+
+/// The decimal number of the `count` ASCII digits at `at`, or `None` if any is not a digit.
+fn digits(bytes: &[u8], at: usize, count: usize) -> Option<u32> {
+    let mut value = 0u32;
+    for &byte in bytes.get(at..at + count)? {
+        if !byte.is_ascii_digit() {
+            return None;
+        }
+        value = value * 10 + u32::from(byte - b'0');
+    }
+    Some(value)
+}
+
+/// Days of `month` in `year` (proleptic Gregorian), `None` for a month out of range.
+fn days_in_month(year: u32, month: u32) -> Option<u32> {
+    let leap = year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => Some(31),
+        4 | 6 | 9 | 11 => Some(30),
+        2 if leap => Some(29),
+        2 => Some(28),
+        _ => None,
+    }
+}
+
+/// An optional `.f{1,9}` fraction at `at`, truncated to microseconds, and where it ends; no
+/// fraction is 0 µs ending at `at`; a `.` without digits or more than nine digits is `None`.
+fn fraction_micros(bytes: &[u8], at: usize) -> Option<(u32, usize)> {
+    if bytes.get(at) != Some(&b'.') {
+        return Some((0, at));
+    }
+    let start = at + 1;
+    let mut end = start;
+    let mut micros = 0u32;
+    while end < bytes.len() && bytes[end].is_ascii_digit() {
+        if end - start < 6 {
+            micros = micros * 10 + u32::from(bytes[end] - b'0');
+        }
+        end += 1;
+    }
+    let fraction_digits = end - start;
+    if fraction_digits == 0 || fraction_digits > 9 {
+        return None;
+    }
+    for _ in fraction_digits..6 {
+        micros *= 10;
+    }
+    Some((micros, end))
+}
+
+/// Days from 1970-01-01 to the civil date (proleptic Gregorian; H. Hinnant's algorithm).
+fn days_from_civil(year: u32, month: u32, day: u32) -> i64 {
     let (y, m, d) = (i64::from(year), i64::from(month), i64::from(day));
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let year_of_era = y - era * 400;
     let day_of_year = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
     let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    let days = era * 146_097 + day_of_era - 719_468;
-    let seconds =
-        days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second);
-    Some(seconds as f64 + f64::from(micros) / 1e6)
+    era * 146_097 + day_of_era - 719_468
 }
 
 #[cfg(test)]

@@ -1414,6 +1414,103 @@ async fn no_scrape_fails_across_sighup_reloads_that_keep_the_listen_address() {
     );
 }
 
+/// The simulator's cost meter (`GET /_sim/cost`).
+async fn cost_meter(client: &reqwest::Client, sim_url: &str) -> honcho_sim::CostMeter {
+    let body = client
+        .get(format!("{sim_url}/_sim/cost"))
+        .send()
+        .await
+        .expect("the simulator answers /_sim/cost")
+        .bytes()
+        .await
+        .expect("the cost meter's body");
+    serde_json::from_slice(&body).expect("a cost meter")
+}
+
+/// Waits (bounded) until the simulator has answered `requests` costed requests since its meter
+/// was last reset; returns the meter.
+async fn cost_meter_after(
+    client: &reqwest::Client,
+    sim_url: &str,
+    requests: u64,
+    what: &str,
+) -> honcho_sim::CostMeter {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let meter = cost_meter(client, sim_url).await;
+        if meter.requests >= requests {
+            return meter;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {} of {requests} costed requests within 60 s ({meter:?})",
+            meter.requests
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Issue 18, bug 1: the reload built the Honcho client without the in-flight cap, so after a
+/// SIGHUP up to ~64 requests were in flight at once with `poll.concurrency: 2`.
+#[tokio::test]
+async fn sighup_keeps_the_bound_on_requests_in_flight_to_honcho() {
+    const CONCURRENCY: u64 = 2;
+    const WORKSPACES: u64 = 30;
+    // Every request costs Honcho time (a queue/status of 3,000 rows ~27 ms, a page ~16 ms), so
+    // requests sent together overlap at the simulator and its meter sees them.
+    let (_sim, sim_url) = start_simulator(&[
+        "--workspaces",
+        &WORKSPACES.to_string(),
+        "--cost-speed",
+        "4",
+        "--cost-default-rows",
+        "3000",
+    ])
+    .await;
+    let directory = tempfile::tempdir().expect("temp dir");
+    let config = directory.path().join("honcho_exporter.yml");
+    let port = free_port();
+    // A request-rate bound far above the test's load: only the in-flight cap limits overlap.
+    std::fs::write(
+        &config,
+        format!(
+            "web:\n  listen_addresses: [\"127.0.0.1:{port}\"]\nhoncho:\n  url: {sim_url}\n  max_requests_per_second: 10000\npoll:\n  interval: 2s\n  concurrency: {CONCURRENCY}\n"
+        ),
+    )
+    .expect("write config");
+    let (exporter, _base) =
+        launch_exporter(&[&format!("--config.file={}", config.display())], &[], port).await;
+    let client = http_client();
+
+    // Two rounds of status polls before the reload.
+    let before = cost_meter_after(&client, &sim_url, 2 * WORKSPACES, "before SIGHUP").await;
+    client
+        .post(format!("{sim_url}/_sim/cost/reset"))
+        .send()
+        .await
+        .expect("the simulator resets its meter");
+    exporter.signal("HUP");
+    exporter
+        .wait_for_output("configuration reloaded", Duration::from_secs(20))
+        .await;
+    // Three rounds after it.
+    let after = cost_meter_after(&client, &sim_url, 3 * WORKSPACES, "after SIGHUP").await;
+    eprintln!(
+        "peak requests in flight: {} before SIGHUP, {} after (poll.concurrency {CONCURRENCY}, {WORKSPACES} workspaces, {} costed requests after)",
+        before.peak_in_flight, after.peak_in_flight, after.requests
+    );
+    assert!(
+        before.peak_in_flight <= CONCURRENCY,
+        "{} requests in flight at once before SIGHUP, poll.concurrency {CONCURRENCY}",
+        before.peak_in_flight
+    );
+    assert!(
+        after.peak_in_flight <= CONCURRENCY,
+        "{} requests in flight at once after SIGHUP, poll.concurrency {CONCURRENCY}",
+        after.peak_in_flight
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // 6. Soak (time-compressed)
 // ---------------------------------------------------------------------------------------------

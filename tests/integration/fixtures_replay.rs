@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 
-use honcho_exporter::config::{HonchoSettings, Secret, Settings, TokenSource};
+use honcho_exporter::config::{Secret, Settings, TokenSource};
 use honcho_exporter::honcho::types::ItemCounts;
 use honcho_exporter::honcho::{ApiVersion, Client, Endpoint, StatusFilter, UpstreamError};
 use honcho_exporter::snapshot::WorkUnitAggregator;
@@ -49,11 +49,12 @@ const NOT_REQUESTED: &[(&str, &str)] = &[
 ];
 
 fn client(url: &str, token: Option<&str>) -> Client {
-    let mut settings: HonchoSettings = Settings::with_url(url.parse().expect("replay URL")).honcho;
-    settings.token = token.map(|token| TokenSource::Env(Secret::new(token.to_string())));
-    settings.retries = 0;
-    settings.max_requests_per_second = 0.0;
-    Client::new(&settings, Duration::from_secs(5)).expect("client builds")
+    let mut settings = Settings::with_url(url.parse().expect("replay URL"));
+    settings.honcho.token = token.map(|token| TokenSource::Env(Secret::new(token.to_string())));
+    settings.honcho.retries = 0;
+    settings.honcho.max_requests_per_second = 0.0;
+    settings.poll.timeout = Duration::from_secs(5);
+    Client::from_settings(&settings).expect("client builds")
 }
 
 fn counts(

@@ -767,7 +767,7 @@ mod equivalence {
         let published: SharedPublished = Arc::new(RwLock::new(Arc::new(
             honcho_exporter::source::initial_publication(&api_settings),
         )));
-        let client = Client::new(&api_settings.honcho, api_settings.poll.timeout).expect("client");
+        let client = Client::from_settings(&api_settings).expect("client");
         let poller = Poller::new(Arc::clone(&api_settings), client, Arc::clone(&published));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let running = tokio::spawn(poller.run(async move {

@@ -114,6 +114,17 @@ impl Costing {
         *self.meter.lock().expect("meter lock not poisoned")
     }
 
+    /// Starts the meter afresh, keeping the model: requests answered now stay in flight (and
+    /// are the new peak), the counts and the busy time restart from zero.
+    pub(crate) fn reset_meter(&self) {
+        let mut meter = self.meter.lock().expect("meter lock not poisoned");
+        *meter = CostMeter {
+            in_flight: meter.in_flight,
+            peak_in_flight: meter.in_flight,
+            ..CostMeter::default()
+        };
+    }
+
     /// Waits as long as Honcho would for this request (`page`: a work-units page, else
     /// queue/status), counting it in flight meanwhile. No model: returns at once.
     pub(crate) async fn spend(&self, workspace: Option<&str>, page: bool) {
@@ -174,6 +185,8 @@ mod tests {
         assert_eq!(meter.requests, 2);
         assert_eq!(meter.peak_in_flight, 2);
         assert_eq!(meter.in_flight, 0);
+        costing.reset_meter();
+        assert_eq!(costing.meter(), CostMeter::default());
         assert!(meter.busy_seconds > 0.0);
     }
 }

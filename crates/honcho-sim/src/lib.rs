@@ -427,9 +427,15 @@ impl Simulator {
         self.shared.cost.set(model);
     }
 
-    /// What the cost model measured since it was set.
+    /// What the cost model measured since it was set (or its meter was reset).
     pub fn cost_meter(&self) -> CostMeter {
         self.shared.cost.meter()
+    }
+
+    /// Restarts the cost meter (peak, counts, busy time), keeping the model: what comes after
+    /// an event (a reload, a fault) is measured on its own.
+    pub fn reset_cost_meter(&self) {
+        self.shared.cost.reset_meter();
     }
 
     /// Replaces the fault rules.

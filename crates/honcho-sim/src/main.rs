@@ -2,7 +2,7 @@
 //! benchmarks and manual exploration. Prints `listening on http://ADDR` once bound (so a
 //! script can read the port), serves until SIGTERM or SIGINT. Runtime knobs are the
 //! simulator's admin endpoints: `GET /_sim/truth`, `GET /_sim/requests`, `GET /_sim/cost` (the
-//! cost model's meter), `POST /_sim/faults`, `POST /_sim/generation`, `POST /_sim/scenario`.
+//! cost model's meter; `POST /_sim/cost/reset` restarts it), `POST /_sim/faults`, `POST /_sim/generation`, `POST /_sim/scenario`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;

@@ -951,6 +951,10 @@ fn admin(shared: &Arc<Shared>, method: &Method, path: &str, body: &[u8]) -> Answ
         (Method::GET, "truth") => Answer::json(200, &simulator.truth()),
         (Method::GET, "requests") => Answer::json(200, &simulator.request_counts()),
         (Method::GET, "cost") => Answer::json(200, &simulator.cost_meter()),
+        (Method::POST, "cost/reset") => {
+            simulator.reset_cost_meter();
+            ok()
+        }
         (Method::POST, "faults") => match serde_json::from_slice::<Faults>(body) {
             Ok(faults) => {
                 simulator.set_faults(faults);

@@ -8,8 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{StreamExt, pin_mut};
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
 use tokio_postgres::{Client, IsolationLevel, NoTls, Row};
 
 use super::error::PostgresError;
@@ -25,33 +23,13 @@ pub const WORK_MEM: &str = "64MB";
 /// Builds the rustls configuration: the CA file's certificates, or the system's roots.
 pub fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, PostgresError> {
     crate::install_crypto_provider();
-    let mut roots = rustls::RootCertStore::empty();
-    match ca_file {
-        Some(path) => {
-            let pem = std::fs::read(path).map_err(|error| {
-                PostgresError::Connect(format!(
-                    "cannot read postgres.ca_file {}: {error}",
-                    path.display()
-                ))
-            })?;
-            for certificate in CertificateDer::pem_slice_iter(&pem) {
-                let certificate = certificate.map_err(|error| {
-                    PostgresError::Connect(format!(
-                        "postgres.ca_file {} is not PEM: {error}",
-                        path.display()
-                    ))
-                })?;
-                roots.add(certificate).map_err(|error| {
-                    PostgresError::Connect(format!("postgres.ca_file {}: {error}", path.display()))
-                })?;
-            }
-        }
-        None => {
-            for certificate in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(certificate);
-            }
-        }
-    }
+    // `postgres.ca_file` replaces the system roots (it names the CA that signs the server).
+    let roots = crate::tls_roots::root_store(
+        "postgres.ca_file",
+        ca_file,
+        crate::tls_roots::CaRule::ReplaceSystemRoots,
+    )
+    .map_err(|error| PostgresError::Connect(error.to_string()))?;
     Ok(rustls::ClientConfig::builder()
         .with_root_certificates(roots)
         .with_no_client_auth())

@@ -21,8 +21,9 @@ use clap::{Args, FromArgMatches};
 
 use super::Settings;
 use super::error::ConfigError;
+use super::raw::{self, RawValue, Shape};
 use super::resolve::resolve;
-use super::sources::{self, ENV_CONFIG_FILE, Origin, RawConfig, RawValue, Shape};
+use super::sources::{self, ENV_CONFIG_FILE, Origin, RawConfig};
 use super::table::{Flag, SETTINGS};
 #[cfg(feature = "demo")]
 use super::table::{Value, setting};
@@ -297,9 +298,9 @@ fn read_flags(matches: &ArgMatches, raw: &mut RawConfig) {
         let values: Vec<String> = values.cloned().collect();
         let value = match (setting.flag, setting.shape) {
             (Flag::Repeated(_), _) => RawValue::List(values),
-            (_, Shape::List) => RawValue::List(sources::split_list(
-                values.last().map_or("", String::as_str),
-            )),
+            (_, Shape::List) => {
+                RawValue::List(raw::split_list(values.last().map_or("", String::as_str)))
+            }
             (_, Shape::Scalar) => RawValue::Scalar(values.last().cloned().unwrap_or_default()),
         };
         raw.insert(setting.key, value, Origin::Flag(flag));

@@ -31,6 +31,7 @@ mod duration;
 mod error;
 mod parse;
 pub mod postgres_url;
+mod raw;
 mod resolve;
 pub mod secret_file;
 mod sources;
@@ -340,7 +341,7 @@ impl Settings {
         let mut settings = Self::unset();
         for setting in table::SETTINGS {
             if let table::Default::Text(text) = setting.default {
-                let value = sources::RawValue::Scalar(text.to_string());
+                let value = raw::RawValue::Scalar(text.to_string());
                 (setting.apply)(&mut settings, &table::Value(&value))
                     .expect("every default of the settings table parses (tested in table.rs)");
             }

@@ -22,20 +22,10 @@ use std::path::{Path, PathBuf};
 
 use super::Secret;
 use super::error::ConfigError;
+use super::raw::{ENV_PREFIX, RawValue, Shape, split_list};
 use super::table::{self, ENV_POSTGRES_PASSWORD, ENV_TOKEN, SETTINGS};
 use crate::yaml::{self, Node};
 
-/// Whether a setting holds one value or a list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Shape {
-    /// One value.
-    Scalar,
-    /// A list: YAML sequence in the file, comma-separated in env and flags.
-    List,
-}
-
-/// Prefix of every environment variable the exporter reads.
-pub(crate) const ENV_PREFIX: &str = "HONCHO_EXPORTER_";
 /// The config file path, like `--config.file`.
 pub(crate) const ENV_CONFIG_FILE: &str = "HONCHO_EXPORTER_CONFIG_FILE";
 /// Read by the build (`option_env!` in `lib.rs`), so a run-time value is ignored, not an error.
@@ -74,15 +64,6 @@ impl Origin {
             Origin::Flag(_) => 3,
         }
     }
-}
-
-/// An unparsed value: one string, or a list of strings for [`Shape::List`] keys.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RawValue {
-    /// One value as written.
-    Scalar(String),
-    /// List items as written.
-    List(Vec<String>),
 }
 
 /// An unparsed value and where it came from.
@@ -142,17 +123,6 @@ fn invalid(origin: &Origin, key: &str, problem: impl Into<String>) -> ConfigErro
         location: origin.location(key),
         problem: problem.into(),
     }
-}
-
-/// Splits a comma-separated list; an empty or blank string is the empty list. Items are trimmed
-/// but empty items are kept so that validation can reject them by name.
-pub(crate) fn split_list(text: &str) -> Vec<String> {
-    if text.trim().is_empty() {
-        return Vec::new();
-    }
-    text.split(',')
-        .map(|item| item.trim().to_string())
-        .collect()
 }
 
 /// Reads the `HONCHO_EXPORTER_*` variables in `env` into `raw`. Variables without the prefix

@@ -19,7 +19,7 @@ use super::parse::{
     parse_password_file, parse_positive_rate, parse_postgres_url, parse_source,
     parse_telemetry_path, parse_token_file, parse_url, parse_web_config_file, positive_duration,
 };
-use super::sources::{ENV_PREFIX, RawValue, Shape, split_list};
+use super::raw::{ENV_PREFIX, RawValue, Shape, split_list};
 use super::{Settings, TokenSource};
 
 /// Honcho's own default address (`uvicorn` on port 8000), used when no URL is configured.

@@ -13,6 +13,7 @@ mod fixtures_replay;
 mod fuzz_corpus;
 mod generation_detection;
 mod golden;
+mod layout;
 mod postgres;
 mod scheduling;
 mod settings_table;

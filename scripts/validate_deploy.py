@@ -51,8 +51,6 @@ SYSTEMD_ENV = REPO / "deploy/systemd/honcho_exporter.env"
 COMPOSE = REPO / "deploy/compose/docker-compose.yml"
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
-RULES_FILE = REPO / "deploy/prometheus/honcho-exporter.rules.yml"
-PROMETHEUSRULE = K8S / "base/prometheusrule.yaml"
 README = REPO / "deploy/README.md"
 
 # Kubernetes versions the manifests are validated against: the oldest the sharded variant
@@ -450,33 +448,6 @@ def check_k8s_wiring(report: Report) -> None:
     report.record("kubernetes: hardening, probes, token/config mounts, Service/ServiceMonitor selection, shard wiring", problems)
 
 
-def check_prometheusrule(report: Report) -> None:
-    name = "kubernetes: committed PrometheusRule equals scripts/gen_prometheusrule.py output"
-    sys.path.insert(0, str(REPO / "scripts"))
-    import gen_prometheusrule
-
-    if not RULES_FILE.is_file():
-        report.skip(name, f"{rel(RULES_FILE)} is absent in this tree (written on another branch); compared once it exists")
-        return
-    try:
-        expected = gen_prometheusrule.render(gen_prometheusrule.load_groups(RULES_FILE))
-    except gen_prometheusrule.RuleFileError as error:
-        report.record(name, [str(error)])
-        return
-    actual = PROMETHEUSRULE.read_text(encoding="utf-8")
-    problems = []
-    if actual != expected:
-        problems.append(f"{rel(PROMETHEUSRULE)} is stale: run `python3 scripts/gen_prometheusrule.py --write` and commit it")
-    report.record(name, problems)
-    if tool_available("promtool"):
-        groups = find_doc(PROMETHEUSRULE, "PrometheusRule")["spec"]["groups"]
-        with tempfile.TemporaryDirectory() as tmp:
-            extracted = pathlib.Path(tmp) / "rules.yml"
-            extracted.write_text(yaml.safe_dump({"groups": groups}), encoding="utf-8")
-            result = run(["promtool", "check", "rules", str(extracted)], timeout=60)
-        report.record("kubernetes: PrometheusRule groups pass `promtool check rules`", [] if result.returncode == 0 else [result.stdout + result.stderr])
-
-
 # --------------------------------------------------------------------------------------------
 # systemd
 
@@ -866,7 +837,6 @@ def main(argv: list[str]) -> int:
         guarded(check_k8s_schemas)
         guarded(check_kustomize_render)
         guarded(check_k8s_wiring)
-        guarded(check_prometheusrule)
         guarded(check_systemd)
         guarded(check_dockerfile)
         guarded(check_compose)

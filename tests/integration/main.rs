@@ -4,6 +4,7 @@
 mod alerts_e2e;
 mod config_errors;
 mod daemon;
+mod dashboard_lint;
 mod dashboards;
 mod deploy;
 mod end_to_end;

@@ -7,6 +7,7 @@ mod daemon;
 mod dashboard_lint;
 mod dashboards;
 mod deploy;
+mod deploy_files;
 mod end_to_end;
 mod exposition;
 mod faults;

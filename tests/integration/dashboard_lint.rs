@@ -948,6 +948,96 @@ pub fn panel_queries_as_rules(dashboards: &[PathBuf]) -> Value {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Rule unit tests and Alertmanager inhibitions (formerly inline Python in scripts/checks/rules.sh)
+
+fn alert_names(rule_files: &[PathBuf]) -> BTreeSet<String> {
+    let mut alerts = BTreeSet::new();
+    for path in rule_files {
+        let document =
+            load_yaml(path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+        for group in document["groups"].as_vec().into_iter().flatten() {
+            for rule in group["rules"].as_vec().into_iter().flatten() {
+                if let Some(alert) = rule["alert"].as_str() {
+                    alerts.insert(alert.to_string());
+                }
+            }
+        }
+    }
+    alerts
+}
+
+/// The alerts of `rule_files` that no `alert_rule_test` of `test_files` covers with an expected
+/// alert (`no firing case`) or with an empty expectation (`no not-firing case`).
+fn untested_alerts(rule_files: &[PathBuf], test_files: &[PathBuf]) -> Vec<String> {
+    let (mut firing, mut silent) = (BTreeSet::new(), BTreeSet::new());
+    for path in test_files {
+        let document =
+            load_yaml(path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+        for test in document["tests"].as_vec().into_iter().flatten() {
+            for case in test["alert_rule_test"].as_vec().into_iter().flatten() {
+                let name = yaml_text(&case["alertname"]);
+                let expects_alerts = case["exp_alerts"]
+                    .as_vec()
+                    .is_some_and(|alerts| !alerts.is_empty());
+                if expects_alerts {
+                    firing.insert(name);
+                } else {
+                    silent.insert(name);
+                }
+            }
+        }
+    }
+    let alerts = alert_names(rule_files);
+    let mut missing: Vec<String> = alerts
+        .difference(&firing)
+        .map(|alert| format!("{alert}: no firing case"))
+        .collect();
+    missing.extend(
+        alerts
+            .difference(&silent)
+            .map(|alert| format!("{alert}: no not-firing case")),
+    );
+    missing
+}
+
+/// The alert names the `alertname` matchers of an Alertmanager config's inhibit rules name that
+/// no rule file defines; `Err` when the config has no inhibit rules.
+fn unknown_inhibited_alerts(
+    config: &Yaml,
+    alerts: &BTreeSet<String>,
+) -> Result<Vec<String>, String> {
+    let rules = config["inhibit_rules"]
+        .as_vec()
+        .filter(|rules| !rules.is_empty())
+        .ok_or("the Alertmanager config has no inhibit_rules")?;
+    let matcher = regex(r#"^alertname(=~|=)"([^"]*)"$"#);
+    let mut problems = Vec::new();
+    for (index, rule) in rules.iter().enumerate() {
+        for key in ["source_matchers", "target_matchers"] {
+            for text in rule[key]
+                .as_vec()
+                .into_iter()
+                .flatten()
+                .filter_map(Yaml::as_str)
+            {
+                let Some(captures) = matcher
+                    .captures(&text.replace(' ', ""))
+                    .map(|c| c[2].to_string())
+                else {
+                    continue;
+                };
+                for name in captures.split('|').filter(|name| !alerts.contains(*name)) {
+                    problems.push(format!(
+                        "inhibit rule #{index} {key}: no alert named {name}"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(problems)
+}
+
+// ---------------------------------------------------------------------------------------------
 // Tests
 
 #[test]
@@ -1053,5 +1143,49 @@ fn every_dashboard_query_parses_with_promtool() {
         "promtool check rules rejected a dashboard query:\n{}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn every_alert_has_a_firing_and_a_not_firing_unit_test() {
+    let rule_files = shipped_rule_files();
+    let test_files = files_ending(&repository().join("deploy/prometheus/tests"), ".yml");
+    assert!(!test_files.is_empty(), "deploy/prometheus/tests/*.yml");
+    assert!(
+        !alert_names(&rule_files).is_empty(),
+        "the rule files define alerts"
+    );
+    let missing = untested_alerts(&rule_files, &test_files);
+    assert!(missing.is_empty(), "{}", missing.join("\n"));
+    // An alert nobody tests is reported both ways (the check cannot pass vacuously).
+    let missing = untested_alerts(
+        &[repository().join("scripts/testdata/bad.rules.yml")],
+        &test_files,
+    );
+    assert!(
+        missing.contains(&"HonchoNoSuchSection: no firing case".to_string()),
+        "{missing:?}"
+    );
+    assert!(
+        missing.contains(&"HonchoNoSuchSection: no not-firing case".to_string()),
+        "{missing:?}"
+    );
+}
+
+#[test]
+fn every_alert_an_inhibit_rule_names_exists() {
+    let config = load_yaml(&repository().join("deploy/alertmanager/alertmanager.yml"))
+        .expect("deploy/alertmanager/alertmanager.yml is YAML");
+    let alerts = alert_names(&shipped_rule_files());
+    let problems =
+        unknown_inhibited_alerts(&config, &alerts).unwrap_or_else(|error| panic!("{error}"));
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // Against a rule set without the exporter's alerts, every named alert is unknown.
+    let problems = unknown_inhibited_alerts(&config, &BTreeSet::new()).expect("inhibit rules");
+    assert!(
+        problems
+            .iter()
+            .any(|problem| problem.ends_with("no alert named HonchoExporterDataStale")),
+        "{problems:?}"
     );
 }

@@ -1076,14 +1076,19 @@ fn glob(pattern: &Path) -> Vec<PathBuf> {
     matches
 }
 
-fn compose_problems() -> Vec<String> {
-    let root = repository();
-    let base = root.join("deploy/compose");
-    let compose = documents(&base.join("docker-compose.yml"))
+fn shipped_compose() -> Value {
+    documents(&repository().join("deploy/compose/docker-compose.yml"))
         .unwrap_or_else(|error| panic!("{error}"))
         .into_iter()
         .next()
-        .unwrap_or(Value::Null);
+        .unwrap_or(Value::Null)
+}
+
+/// The problems of a compose file (read as `deploy/compose/docker-compose.yml`: its relative
+/// paths are resolved from `deploy/compose`).
+fn compose_problems(compose: &Value) -> Vec<String> {
+    let root = repository();
+    let base = root.join("deploy/compose");
     let services = compose["services"].as_object().cloned().unwrap_or_default();
     let mut problems = Vec::new();
     for needed in [
@@ -1420,7 +1425,39 @@ fn the_dockerignore_matcher_follows_last_match_wins_and_reinclusion() {
 
 #[test]
 fn the_compose_file_has_its_services_pinned_images_loopback_ports_and_every_mounted_file() {
-    assert_no_problems("compose", &compose_problems());
+    assert_no_problems("compose", &compose_problems(&shipped_compose()));
+}
+
+#[test]
+fn a_compose_file_with_an_open_port_a_floating_image_or_a_missing_mount_is_reported() {
+    let mut compose = shipped_compose();
+    let services = compose["services"]
+        .as_object_mut()
+        .expect("compose services");
+    services.remove("grafana");
+    let prometheus = services
+        .get_mut("prometheus")
+        .expect("a prometheus service");
+    prometheus["ports"] = json!(["9090:9090"]);
+    prometheus["image"] = json!("prom/prometheus:latest");
+    prometheus["volumes"]
+        .as_array_mut()
+        .expect("prometheus volumes")
+        .push(json!("./no-such-file.yml:/etc/prometheus/extra.yml:ro"));
+    let problems = compose_problems(&compose);
+    for needle in [
+        "service grafana missing",
+        "prometheus: port 9090:9090 is not bound to 127.0.0.1",
+        "prometheus: image prom/prometheus:latest needs a pinned tag",
+        "prometheus: bind-mount source ./no-such-file.yml (deploy/compose/no-such-file.yml) does not exist",
+        "grafana: ./grafana/provisioning is not mounted at /etc/grafana/provisioning",
+    ] {
+        assert!(
+            problems.iter().any(|problem| problem == needle),
+            "not reported: {needle}\n{}",
+            problems.join("\n")
+        );
+    }
 }
 
 #[test]

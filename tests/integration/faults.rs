@@ -16,8 +16,8 @@ use honcho_sim::{
     SimulatorConfig, SimulatorHandle,
 };
 
-use crate::end_to_end::{get, start_ready, start_unready, test_settings};
-use crate::util::{ParsedSample, parse_samples, select, sum};
+use crate::end_to_end::{start_ready, start_unready, test_settings};
+use crate::util::{ParsedSample, Scrape, select, sum};
 
 /// The workspace every scoped fault targets.
 const TARGET: &str = "globex-research";
@@ -53,42 +53,12 @@ async fn recorded(generation: Generation) -> SimulatorHandle {
         .expect("simulator binds loopback")
 }
 
-/// Scrapes `/metrics` once; returns the samples and how long the scrape took. Panics if the
-/// scrape breaks the liveness ceiling.
-async fn scrape(base: &str) -> Vec<ParsedSample> {
-    let started = Instant::now();
-    let (status, _, body) = get(&format!("{base}/metrics"), None, false).await;
-    let took = started.elapsed();
-    assert_eq!(status, 200, "/metrics answers 200 whatever Honcho does");
-    assert!(
-        took < SCRAPE_CEILING,
-        "/metrics took {took:?} while Honcho misbehaves (liveness ceiling {SCRAPE_CEILING:?})"
-    );
-    parse_samples(&String::from_utf8(body).expect("exposition is UTF-8"))
-}
-
-/// Scrapes until `done` holds (bounded by [`DEADLINE`]), running `invariant` on every scrape.
-async fn scrape_until(
-    base: &str,
-    what: &str,
-    mut invariant: impl FnMut(&[ParsedSample]),
-    done: impl Fn(&[ParsedSample]) -> bool,
-) -> Vec<ParsedSample> {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let samples = scrape(base).await;
-        invariant(&samples);
-        if done(&samples) {
-            return samples;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not within {DEADLINE:?}: {what}\nlast scrape:\n{}",
-            debug_exporter_samples(&samples)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+/// Every scrape of these tests: 200 within the liveness ceiling whatever Honcho does, and
+/// waits bounded by [`DEADLINE`].
+const SCRAPE: Scrape = Scrape::new()
+    .deadline(DEADLINE)
+    .ceiling(SCRAPE_CEILING)
+    .pause(Duration::from_millis(100));
 
 fn debug_exporter_samples(samples: &[ParsedSample]) -> String {
     samples
@@ -211,16 +181,17 @@ async fn scoped_fault_lifecycle(fault: ScopedFault) {
     let endpoint = label_of(fault.endpoint);
     let family = queue_family(endpoint);
     let reason = fault.reason;
-    let healthy = scrape_until(
-        &base,
-        "the target is polled successfully",
-        |_| {},
-        |samples| {
-            up(samples, TARGET, endpoint) == Some(1.0)
-                && !values_of(samples, family, TARGET).is_empty()
-        },
-    )
-    .await;
+    let healthy = SCRAPE
+        .until(
+            &base,
+            "the target is polled successfully",
+            |_| {},
+            |samples| {
+                up(samples, TARGET, endpoint) == Some(1.0)
+                    && !values_of(samples, family, TARGET).is_empty()
+            },
+        )
+        .await;
     let good = values_of(&healthy, family, TARGET);
     let errors_before = errors(&healthy, endpoint, reason);
 
@@ -231,15 +202,17 @@ async fn scoped_fault_lifecycle(fault: ScopedFault) {
     ));
     let invariant =
         |samples: &[ParsedSample]| assert_fresh_or_absent(samples, TARGET, endpoint, &good);
-    let failing = scrape_until(
-        &base,
-        &format!("{reason}: {TARGET}/{endpoint} down with reason {reason}"),
-        invariant,
-        |samples| {
-            up(samples, TARGET, endpoint) == Some(0.0) && errors(samples, endpoint, reason) > 0.0
-        },
-    )
-    .await;
+    let failing = SCRAPE
+        .until(
+            &base,
+            &format!("{reason}: {TARGET}/{endpoint} down with reason {reason}"),
+            invariant,
+            |samples| {
+                up(samples, TARGET, endpoint) == Some(0.0)
+                    && errors(samples, endpoint, reason) > 0.0
+            },
+        )
+        .await;
     assert!(errors(&failing, endpoint, reason) > errors_before);
     for workspace in BYSTANDERS {
         for other in ["status", "work_units"] {
@@ -256,13 +229,14 @@ async fn scoped_fault_lifecycle(fault: ScopedFault) {
         "{reason}: discovery stays up"
     );
 
-    let expired = scrape_until(
-        &base,
-        &format!("{reason}: {TARGET}'s {family} expire after max staleness"),
-        invariant,
-        |samples| values_of(samples, family, TARGET).is_empty(),
-    )
-    .await;
+    let expired = SCRAPE
+        .until(
+            &base,
+            &format!("{reason}: {TARGET}'s {family} expire after max staleness"),
+            invariant,
+            |samples| values_of(samples, family, TARGET).is_empty(),
+        )
+        .await;
     assert_eq!(up(&expired, TARGET, endpoint), Some(0.0), "{reason}");
     assert!(
         last_success(&expired, TARGET, endpoint).is_some(),
@@ -276,16 +250,17 @@ async fn scoped_fault_lifecycle(fault: ScopedFault) {
     }
 
     honcho.simulator.set_faults(Faults::none());
-    let recovered = scrape_until(
-        &base,
-        &format!("{reason}: {TARGET}/{endpoint} recovers by itself"),
-        |_| {},
-        |samples| {
-            up(samples, TARGET, endpoint) == Some(1.0)
-                && !values_of(samples, family, TARGET).is_empty()
-        },
-    )
-    .await;
+    let recovered = SCRAPE
+        .until(
+            &base,
+            &format!("{reason}: {TARGET}/{endpoint} recovers by itself"),
+            |_| {},
+            |samples| {
+                up(samples, TARGET, endpoint) == Some(1.0)
+                    && !values_of(samples, family, TARGET).is_empty()
+            },
+        )
+        .await;
     assert_eq!(
         values_of(&recovered, family, TARGET),
         good,
@@ -419,17 +394,18 @@ async fn a_refused_connection_is_connect_and_recovers_when_honcho_starts_listeni
     let mut settings = fast_settings(&format!("http://{address}"));
     settings.workspaces.static_list = vec![TARGET.into(), "acme-support".into()];
     let (exporter, base) = start_ready(settings).await;
-    let refused = scrape_until(
-        &base,
-        "both workspaces down with reason connect",
-        |_| {},
-        |samples| {
-            up(samples, TARGET, "status") == Some(0.0)
-                && up(samples, "acme-support", "status") == Some(0.0)
-                && errors(samples, "status", "connect") >= 2.0
-        },
-    )
-    .await;
+    let refused = SCRAPE
+        .until(
+            &base,
+            "both workspaces down with reason connect",
+            |_| {},
+            |samples| {
+                up(samples, TARGET, "status") == Some(0.0)
+                    && up(samples, "acme-support", "status") == Some(0.0)
+                    && errors(samples, "status", "connect") >= 2.0
+            },
+        )
+        .await;
     assert!(select(&refused, "honcho_queue_items", &[]).is_empty());
     assert!(last_success(&refused, TARGET, "status").is_none());
 
@@ -442,17 +418,18 @@ async fn a_refused_connection_is_connect_and_recovers_when_honcho_starts_listeni
     let server = tokio::spawn(simulator.serve(listener, async move {
         let _ = stopped.await;
     }));
-    scrape_until(
-        &base,
-        "both workspaces recover once Honcho listens",
-        |_| {},
-        |samples| {
-            up(samples, TARGET, "status") == Some(1.0)
-                && up(samples, "acme-support", "status") == Some(1.0)
-                && !values_of(samples, "honcho_queue_items", TARGET).is_empty()
-        },
-    )
-    .await;
+    SCRAPE
+        .until(
+            &base,
+            "both workspaces recover once Honcho listens",
+            |_| {},
+            |samples| {
+                up(samples, TARGET, "status") == Some(1.0)
+                    && up(samples, "acme-support", "status") == Some(1.0)
+                    && !values_of(samples, "honcho_queue_items", TARGET).is_empty()
+            },
+        )
+        .await;
     exporter.stop().await;
     let _ = stop.send(());
     let _ = server.await;
@@ -462,13 +439,14 @@ async fn a_refused_connection_is_connect_and_recovers_when_honcho_starts_listeni
 async fn an_unresolvable_host_marks_discovery_down_with_reason_connect() {
     let settings = fast_settings("http://honcho.invalid:8000");
     let (exporter, base) = start_ready(settings).await;
-    let samples = scrape_until(
-        &base,
-        "discovery down with reason connect",
-        |_| {},
-        |samples| errors(samples, "discovery", "connect") > 0.0,
-    )
-    .await;
+    let samples = SCRAPE
+        .until(
+            &base,
+            "discovery down with reason connect",
+            |_| {},
+            |samples| errors(samples, "discovery", "connect") > 0.0,
+        )
+        .await;
     assert_eq!(
         sum(&samples, "honcho_exporter_up", &[("upstream", "discovery")]),
         0.0
@@ -502,7 +480,7 @@ async fn transient_5xx_is_retried_with_backoff_within_one_poll() {
     let counts = honcho.simulator.request_counts();
     assert_eq!(counts.count(EndpointKind::Status, 503), 2);
     assert_eq!(counts.count(EndpointKind::Status, 200), 1);
-    let samples = scrape(&base).await;
+    let samples = SCRAPE.once(&base).await;
     assert_eq!(up(&samples, TARGET, "status"), Some(1.0));
     assert_eq!(errors(&samples, "status", "http_5xx"), 0.0);
     assert!(!values_of(&samples, "honcho_queue_items", TARGET).is_empty());
@@ -535,7 +513,7 @@ async fn a_short_retry_after_is_waited_for_and_the_poll_succeeds() {
     let counts = honcho.simulator.request_counts();
     assert_eq!(counts.count(EndpointKind::Status, 429), 1);
     assert_eq!(counts.count(EndpointKind::Status, 200), 1);
-    let samples = scrape(&base).await;
+    let samples = SCRAPE.once(&base).await;
     assert_eq!(up(&samples, TARGET, "status"), Some(1.0));
     assert_eq!(errors(&samples, "status", "http_429"), 0.0);
     exporter.stop().await;
@@ -544,7 +522,7 @@ async fn a_short_retry_after_is_waited_for_and_the_poll_succeeds() {
 
 #[tokio::test]
 async fn a_retry_after_beyond_the_backoff_cap_silences_requests_until_it_passes() {
-    const RETRY_AFTER: Duration = Duration::from_secs(4);
+    const RETRY_AFTER: Duration = Duration::from_secs(5);
     let honcho = recorded(Generation::C).await;
     honcho.simulator.set_faults(Faults::one(
         FaultRule::new(FaultAction::TooManyRequests {
@@ -557,32 +535,47 @@ async fn a_retry_after_beyond_the_backoff_cap_silences_requests_until_it_passes(
     settings.honcho.retries = 3;
     let started = Instant::now();
     let (exporter, base) = start_ready(settings).await;
-    let first = scrape(&base).await;
+    let first = SCRAPE.once(&base).await;
     assert_eq!(up(&first, TARGET, "status"), Some(0.0));
     assert!(errors(&first, "status", "http_429") >= 1.0);
     let cycles_before = sum(&first, "honcho_exporter_poll_cycles_total", &[]);
-    // Several cycles pass while Retry-After is pending.
-    tokio::time::sleep(INTERVAL * 5).await;
-    let during = scrape(&base).await;
+    // Several cycles pass while Retry-After is pending: waited for as evidence (the cycle
+    // counter), within what is left of the Retry-After window, never skipped.
+    let window = RETRY_AFTER.saturating_sub(started.elapsed());
+    let during = SCRAPE
+        .deadline(window)
+        .until(
+            &base,
+            "three more poll cycles while Retry-After is pending",
+            |_| {},
+            |samples| sum(samples, "honcho_exporter_poll_cycles_total", &[]) >= cycles_before + 3.0,
+        )
+        .await;
     let requests_during = honcho_requests(&honcho, EndpointKind::Status);
-    if started.elapsed() < RETRY_AFTER {
-        // The one 429 came after `started`, so its Retry-After has not passed yet.
-        assert_eq!(
-            requests_during, 1,
-            "no retry that cycle and no request in the next cycles before Retry-After passes"
-        );
-        assert!(sum(&during, "honcho_exporter_poll_cycles_total", &[]) > cycles_before + 1.0);
-        assert_eq!(up(&during, TARGET, "status"), Some(0.0));
-        assert!(errors(&during, "status", "http_429") > 1.0);
-    }
+    let elapsed = started.elapsed();
+    // The one 429 came after `started`, so its Retry-After had not passed when the requests
+    // were counted; a machine too slow to show three cycles in that window fails here.
+    assert!(
+        elapsed < RETRY_AFTER,
+        "three poll cycles were not seen within Retry-After ({RETRY_AFTER:?}, {elapsed:?} \
+         elapsed): the hold could not be observed"
+    );
+    assert_eq!(
+        requests_during, 1,
+        "no retry that cycle and no request in the next cycles before Retry-After passes"
+    );
+    assert!(sum(&during, "honcho_exporter_poll_cycles_total", &[]) > cycles_before + 1.0);
+    assert_eq!(up(&during, TARGET, "status"), Some(0.0));
+    assert!(errors(&during, "status", "http_429") > 1.0);
     honcho.simulator.set_faults(Faults::none());
-    scrape_until(
-        &base,
-        "the poll succeeds once Retry-After has passed",
-        |_| {},
-        |samples| up(samples, TARGET, "status") == Some(1.0),
-    )
-    .await;
+    SCRAPE
+        .until(
+            &base,
+            "the poll succeeds once Retry-After has passed",
+            |_| {},
+            |samples| up(samples, TARGET, "status") == Some(1.0),
+        )
+        .await;
     assert!(
         started.elapsed() >= RETRY_AFTER,
         "a request left before Retry-After passed"
@@ -653,7 +646,7 @@ async fn the_request_rate_stays_under_its_bound_with_many_workspaces() {
     );
     // /metrics answers while the poll loop queues on the limiter, and says why some
     // workspaces were not polled: the bound left no slot within the poll timeout.
-    let samples = scrape(&base).await;
+    let samples = SCRAPE.once(&base).await;
     assert!(
         errors(&samples, "status", "rate_limited") > 0.0,
         "{}",
@@ -671,7 +664,7 @@ async fn a_walk_longer_than_the_page_cap_is_truncated_but_up() {
     settings.work_units.page_size = 1;
     settings.work_units.max_pages = 2;
     let (exporter, base) = start_ready(settings).await;
-    let samples = scrape(&base).await;
+    let samples = SCRAPE.once(&base).await;
     assert_eq!(
         sum(
             &samples,
@@ -703,29 +696,31 @@ async fn a_workspace_that_vanishes_mid_walk_disappears_and_the_others_stay_up() 
     let mut settings = fast_settings(&honcho.url());
     settings.work_units.page_size = 1;
     let (exporter, base) = start_ready(settings).await;
-    scrape_until(
-        &base,
-        "the target is walked",
-        |_| {},
-        |samples| up(samples, TARGET, "work_units") == Some(1.0),
-    )
-    .await;
+    SCRAPE
+        .until(
+            &base,
+            "the target is walked",
+            |_| {},
+            |samples| up(samples, TARGET, "work_units") == Some(1.0),
+        )
+        .await;
     honcho.simulator.set_faults(Faults::one(
         FaultRule::new(FaultAction::VanishMidWalk)
             .for_workspace(TARGET)
             .for_endpoint(EndpointKind::WorkUnits),
     ));
-    let gone = scrape_until(
-        &base,
-        "the vanished workspace's series are gone",
-        |_| {},
-        |samples| {
-            samples
-                .iter()
-                .all(|sample| sample.labels.get("workspace").map(String::as_str) != Some(TARGET))
-        },
-    )
-    .await;
+    let gone = SCRAPE
+        .until(
+            &base,
+            "the vanished workspace's series are gone",
+            |_| {},
+            |samples| {
+                samples.iter().all(|sample| {
+                    sample.labels.get("workspace").map(String::as_str) != Some(TARGET)
+                })
+            },
+        )
+        .await;
     assert_eq!(sum(&gone, "honcho_exporter_workspaces", &[]), 3.0);
     for workspace in BYSTANDERS {
         for endpoint in ["status", "work_units"] {
@@ -761,17 +756,18 @@ fn work_units_feature(samples: &[ParsedSample]) -> Option<f64> {
 /// Honcho downgraded C → B under a running exporter: the walk is gone.
 async fn follow_c_to_b(honcho: &SimulatorHandle, base: &str) {
     honcho.simulator.set_generation(Generation::B);
-    let samples = scrape_until(
-        base,
-        "C → B: generation b, work-units unavailable, work-unit series gone",
-        |_| {},
-        |samples| {
-            generation_is(samples, "b")
-                && work_units_feature(samples) == Some(0.0)
-                && select(samples, "honcho_queue_work_units", &[]).is_empty()
-        },
-    )
-    .await;
+    let samples = SCRAPE
+        .until(
+            base,
+            "C → B: generation b, work-units unavailable, work-unit series gone",
+            |_| {},
+            |samples| {
+                generation_is(samples, "b")
+                    && work_units_feature(samples) == Some(0.0)
+                    && select(samples, "honcho_queue_work_units", &[]).is_empty()
+            },
+        )
+        .await;
     for workspace in BYSTANDERS.iter().chain([&TARGET]) {
         assert_eq!(up(&samples, workspace, "status"), Some(1.0), "{workspace}");
         assert_eq!(
@@ -795,20 +791,21 @@ async fn follow_c_to_b(honcho: &SimulatorHandle, base: &str) {
 /// Honcho upgraded B → C: the walk is found again and every workspace is walked.
 async fn follow_b_to_c(honcho: &SimulatorHandle, base: &str) {
     honcho.simulator.set_generation(Generation::C);
-    let samples = scrape_until(
-        base,
-        "B → C: generation c, work-unit series for every workspace",
-        |_| {},
-        |samples| {
-            generation_is(samples, "c")
-                && work_units_feature(samples) == Some(1.0)
-                && BYSTANDERS
-                    .iter()
-                    .chain([&TARGET])
-                    .all(|workspace| up(samples, workspace, "work_units") == Some(1.0))
-        },
-    )
-    .await;
+    let samples = SCRAPE
+        .until(
+            base,
+            "B → C: generation c, work-unit series for every workspace",
+            |_| {},
+            |samples| {
+                generation_is(samples, "c")
+                    && work_units_feature(samples) == Some(1.0)
+                    && BYSTANDERS
+                        .iter()
+                        .chain([&TARGET])
+                        .all(|workspace| up(samples, workspace, "work_units") == Some(1.0))
+            },
+        )
+        .await;
     assert!(
         !select(
             &samples,
@@ -823,37 +820,40 @@ async fn follow_b_to_c(honcho: &SimulatorHandle, base: &str) {
 async fn the_exporter_follows_honcho_upgrades_a_to_b_to_c() {
     let honcho = recorded(Generation::A).await;
     let (exporter, base) = start_ready(fast_settings(&honcho.url())).await;
-    scrape_until(
-        &base,
-        "generation a at start",
-        |_| {},
-        |samples| generation_is(samples, "a") && up(samples, TARGET, "status") == Some(1.0),
-    )
-    .await;
+    SCRAPE
+        .until(
+            &base,
+            "generation a at start",
+            |_| {},
+            |samples| generation_is(samples, "a") && up(samples, TARGET, "status") == Some(1.0),
+        )
+        .await;
     let v2_before = honcho_requests(&honcho, EndpointKind::Status);
     assert!(v2_before > 0);
 
     honcho.simulator.set_generation(Generation::B);
-    let on_b = scrape_until(
-        &base,
-        "A → B: generation b over /v3",
-        |_| {},
-        |samples| generation_is(samples, "b") && up(samples, TARGET, "status") == Some(1.0),
-    )
-    .await;
+    let on_b = SCRAPE
+        .until(
+            &base,
+            "A → B: generation b over /v3",
+            |_| {},
+            |samples| generation_is(samples, "b") && up(samples, TARGET, "status") == Some(1.0),
+        )
+        .await;
     assert!(select(&on_b, "honcho_queue_work_units", &[]).is_empty());
 
     follow_b_to_c(&honcho, &base).await;
 
     // And a downgrade back to 2.x: /v3 is gone, /v2 answers.
     honcho.simulator.set_generation(Generation::A);
-    let on_a = scrape_until(
-        &base,
-        "C → A: generation a over /v2",
-        |_| {},
-        |samples| generation_is(samples, "a") && up(samples, TARGET, "status") == Some(1.0),
-    )
-    .await;
+    let on_a = SCRAPE
+        .until(
+            &base,
+            "C → A: generation a over /v2",
+            |_| {},
+            |samples| generation_is(samples, "a") && up(samples, TARGET, "status") == Some(1.0),
+        )
+        .await;
     assert!(select(&on_a, "honcho_queue_work_units", &[]).is_empty());
     assert!(select(&on_a, "honcho_exporter_walk_truncated", &[]).is_empty());
     assert_eq!(
@@ -873,13 +873,14 @@ async fn the_exporter_follows_honcho_upgrades_a_to_b_to_c() {
 async fn the_exporter_follows_a_downgrade_c_to_b_and_back() {
     let honcho = recorded(Generation::C).await;
     let (exporter, base) = start_ready(fast_settings(&honcho.url())).await;
-    scrape_until(
-        &base,
-        "generation c at start",
-        |_| {},
-        |samples| generation_is(samples, "c") && up(samples, TARGET, "work_units") == Some(1.0),
-    )
-    .await;
+    SCRAPE
+        .until(
+            &base,
+            "generation c at start",
+            |_| {},
+            |samples| generation_is(samples, "c") && up(samples, TARGET, "work_units") == Some(1.0),
+        )
+        .await;
     follow_c_to_b(&honcho, &base).await;
     follow_b_to_c(&honcho, &base).await;
     exporter.stop().await;

@@ -13,8 +13,8 @@ use honcho_sim::{
     EndpointKind, FaultAction, FaultRule, Faults, Generation, Simulator, SimulatorConfig,
 };
 
-use crate::end_to_end::{get, start_ready, test_settings};
-use crate::util::{ParsedSample, parse_samples, select, sum};
+use crate::end_to_end::{start_ready, test_settings};
+use crate::util::{ParsedSample, scrape, scrape_until, select, sum};
 
 /// The workspace that answers 404 alone first (slow, so its outcome arrives last).
 const TARGET: &str = "globex-research";
@@ -27,12 +27,6 @@ fn settings(url: &str) -> Settings {
     settings.poll.timeout = Duration::from_secs(1);
     settings.poll.max_staleness = Duration::from_millis(1500);
     settings
-}
-
-async fn scrape(base: &str) -> Vec<ParsedSample> {
-    let (status, _, body) = get(&format!("{base}/metrics"), None, false).await;
-    assert_eq!(status, 200);
-    parse_samples(&String::from_utf8(body).expect("UTF-8"))
 }
 
 fn value(samples: &[ParsedSample], family: &str, labels: &[(&str, &str)]) -> Option<f64> {
@@ -68,18 +62,6 @@ fn work_units_feature(samples: &[ParsedSample]) -> Option<f64> {
         "honcho_exporter_feature_available",
         &[("feature", "work_units")],
     )
-}
-
-async fn scrape_until(base: &str, what: &str, done: impl Fn(&[ParsedSample]) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let samples = scrape(base).await;
-        if done(&samples) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "not within 20 s: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test]

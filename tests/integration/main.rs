@@ -4,8 +4,10 @@
 mod alerts_e2e;
 mod config_errors;
 mod daemon;
+mod dashboard_lint;
 mod dashboards;
 mod deploy;
+mod deploy_files;
 mod end_to_end;
 mod exposition;
 mod faults;
@@ -15,6 +17,7 @@ mod generation_detection;
 mod golden;
 mod layout;
 mod postgres;
+mod prometheusrule;
 mod scheduling;
 mod settings_table;
 mod util;

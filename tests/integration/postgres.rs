@@ -6,6 +6,7 @@
 //! restricted role. A watchdog stops the cluster and removes its directory when the test
 //! process ends.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -188,6 +189,55 @@ impl Cluster {
         }
         command.arg("-f").arg(file);
         run(command, &format!("psql -f {}", file.display()));
+    }
+
+    /// The unaligned, tuples-only output of one query run as the superuser.
+    fn query(&self, database: &str, sql: &str) -> String {
+        let mut command = self.psql_command(database);
+        command.args(["-A", "-t", "-c", sql]);
+        let output = command
+            .output()
+            .unwrap_or_else(|error| panic!("psql {sql}: {error}"));
+        assert!(
+            output.status.success(),
+            "psql {sql} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+
+    /// The relation locks on `database`'s `queue` table in `pg_locks`, as (held by the locking
+    /// session in access exclusive mode, waiting), for tests that must see a lock held before
+    /// relying on it.
+    fn queue_locks(&self, database: &str) -> (u64, u64) {
+        let counts = self.query(
+            database,
+            "SELECT count(*) FILTER (WHERE granted AND mode = 'AccessExclusiveLock'), \
+             count(*) FILTER (WHERE NOT granted) FROM pg_locks \
+             WHERE locktype = 'relation' AND relation = 'queue'::regclass \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        );
+        let (held, waiting) = counts.split_once('|').expect("two counts");
+        (
+            held.parse().expect("a count"),
+            waiting.parse().expect("a count"),
+        )
+    }
+
+    /// Waits (bounded, failing loudly) until `accept` holds for [`Cluster::queue_locks`].
+    fn await_queue_locks(&self, database: &str, what: &str, accept: impl Fn(u64, u64) -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let (held, waiting) = self.queue_locks(database);
+            if accept(held, waiting) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not within 20 s: {what} (pg_locks on queue: {held} held exclusively, {waiting} waiting)"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// A fresh database cloned from a revision's template.
@@ -477,19 +527,31 @@ async fn a_lock_held_past_the_statement_timeout_is_timeout_and_then_recovers() {
     let database = cluster.database("honcho3");
     cluster.psql(&database, QUEUE);
     let mut harness = Harness::new(settings(&database, env_password()));
-    // Hold an exclusive lock on the queue for 3 s from another session.
+    // Hold an exclusive lock on the queue from another session until this test releases it.
     let mut locker = cluster.psql_command(&database);
-    locker.args([
-        "-c",
-        "BEGIN; LOCK TABLE queue IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;",
-    ]);
-    locker.stdout(std::process::Stdio::null());
+    locker
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null());
     let mut locker = locker.spawn().expect("locker");
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    let mut locker_input = locker.stdin.take().expect("the locker's stdin is piped");
+    locker_input
+        .write_all(b"BEGIN;\nLOCK TABLE queue IN ACCESS EXCLUSIVE MODE;\n")
+        .expect("send the lock to the locker");
+    locker_input.flush().expect("flush the locker's input");
+    cluster.await_queue_locks(
+        &database,
+        "the locker holds the queue's access exclusive lock",
+        |held, _| held == 1,
+    );
     let text = harness.cycle().await;
     assert_has(&text, POSTGRES_DOWN);
     assert_eq!(error_count(&text, "timeout"), 1, "{text}");
-    locker.wait().expect("locker ends");
+    locker_input
+        .write_all(b"COMMIT;\n")
+        .expect("send the commit to the locker");
+    drop(locker_input);
+    let status = locker.wait().expect("locker ends");
+    assert!(status.success(), "the locker's psql failed: {status}");
     let text = harness.cycle().await;
     assert_has(&text, POSTGRES_UP);
 }
@@ -896,34 +958,43 @@ async fn the_password_never_reaches_the_logs_even_at_debug_level() {
     let cluster = cluster();
     let database = cluster.database("honcho3");
     let wrong = "wrong-pw-Lq93hx-never-log";
-    for password in [wrong, EXPORTER_PASSWORD] {
+    for (password, health) in [(wrong, 0.0), (EXPORTER_PASSWORD, 1.0)] {
         // A clean environment: only what the test sets (the exporter rejects unknown
         // HONCHO_EXPORTER_* variables, such as the suite's HONCHO_EXPORTER_FULL_TESTS).
-        let mut child = Command::new(env!("CARGO_BIN_EXE_honcho_exporter"))
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .args([
+        let (mut exporter, base) = crate::daemon::start_exporter(
+            &[
                 "--source=postgres",
                 &format!("--postgres.url={}", cluster.url(&database)),
-                "--web.listen-address=127.0.0.1:0",
                 "--poll.interval=300ms",
                 "--poll.timeout=250ms",
                 "--postgres.statement-timeout=200ms",
                 "--log.level=debug",
-            ])
-            .env("HONCHO_EXPORTER_POSTGRES_PASSWORD", password)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("start the exporter");
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        child.kill().expect("stop the exporter");
-        let output = child.wait_with_output().expect("exporter output");
-        let logs = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+            ],
+            &[("HONCHO_EXPORTER_POSTGRES_PASSWORD", password)],
+        )
+        .await;
+        // Evidence that a database cycle ran (and so connected, or failed to) before the logs
+        // are read: the cycle counter and the database source's health line.
+        util::scrape_until(
+            &base,
+            &format!(
+                "a database cycle ran: poll cycles >= 1, up{{upstream=\"postgres\"}} {health}"
+            ),
+            |samples| {
+                util::sum(samples, "honcho_exporter_poll_cycles_total", &[]) >= 1.0
+                    && util::select(samples, "honcho_exporter_up", &[("upstream", "postgres")])
+                        .first()
+                        .map(|sample| sample.value)
+                        == Some(health)
+            },
+        )
+        .await;
+        exporter.signal("TERM");
+        exporter
+            .wait_exit(Duration::from_secs(20))
+            .await
+            .expect("the exporter stops on SIGTERM");
+        let logs = format!("{}{}", exporter.stdout(), exporter.stderr());
         assert!(
             !logs.contains(password),
             "the password leaked into the logs:\n{logs}"

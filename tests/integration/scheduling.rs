@@ -19,9 +19,9 @@ use honcho_sim::{
     SimulatorConfig, SizeGroup, sizes,
 };
 
-use crate::end_to_end::{get, start_unready, test_settings};
+use crate::end_to_end::{start_unready, test_settings};
 use crate::faults::last_success;
-use crate::util::{ParsedSample, parse_samples, select};
+use crate::util::{ParsedSample, scrape, select};
 
 /// The poll interval: 15 s of the measured Honcho, time-scaled by [`SPEED`] (2 s: a loaded
 /// 2-core machine running the debug simulator and exporter in one process still keeps up).
@@ -38,12 +38,6 @@ const SMALL_ROWS: u64 = 300;
 const UNITS: u32 = 20;
 /// Honcho's largest page.
 const PAGE_SIZE: u32 = 100;
-
-async fn scrape(base: &str) -> Vec<ParsedSample> {
-    let (status, _, body) = get(&format!("{base}/metrics"), None, false).await;
-    assert_eq!(status, 200);
-    parse_samples(&String::from_utf8(body).expect("UTF-8"))
-}
 
 fn published(samples: &[ParsedSample]) -> BTreeSet<String> {
     select(samples, "honcho_queue_items", &[])

@@ -1,5 +1,8 @@
-//! Shared test helpers: fixture access and a replay server that answers each recorded request
-//! with the recorded status and body, byte for byte, over real loopback HTTP.
+//! Shared test helpers: fixture access, a replay server that answers each recorded request
+//! with the recorded status and body, byte for byte, over real loopback HTTP, the parsing of an
+//! exposition into samples, the suite's one way to scrape `/metrics` ([`Scrape`], [`scrape`],
+//! [`scrape_until`]: bounded waits on evidence, never a sleep then an assertion), and the test
+//! tiers for outside tools.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -377,4 +380,157 @@ pub fn panic_message(check: impl FnOnce() + std::panic::UnwindSafe) -> String {
 /// True when `HONCHO_EXPORTER_FULL_TESTS=1`: a missing outside tool is a failure, not a skip.
 pub fn full_tests() -> bool {
     std::env::var("HONCHO_EXPORTER_FULL_TESTS").is_ok_and(|value| value == "1")
+}
+
+/// How a test scrapes `/metrics` over loopback: the one `scrape` / `scrape_until` of the suite.
+/// [`scrape`] and [`scrape_until`] are the defaults; a module that needs more (a liveness
+/// ceiling per scrape, another deadline, an exporter that may not answer yet) sets it here.
+#[derive(Debug, Clone, Copy)]
+pub struct Scrape {
+    /// How long `until` keeps scraping before it fails, naming what it waited for.
+    deadline: std::time::Duration,
+    /// A liveness ceiling every scrape must answer within (not a performance assertion).
+    ceiling: Option<std::time::Duration>,
+    /// Whether a scrape that fails (not answering, not 200) is retried within the deadline
+    /// rather than failing the test (a daemon that is still starting or restarting).
+    retry_unanswered: bool,
+    /// The pause between two scrapes of `until`.
+    pause: std::time::Duration,
+}
+
+impl Default for Scrape {
+    fn default() -> Self {
+        Scrape::new()
+    }
+}
+
+impl Scrape {
+    /// Every scrape must answer 200; `until` waits up to 20 s, scraping every 50 ms.
+    pub const fn new() -> Scrape {
+        Scrape {
+            deadline: std::time::Duration::from_secs(20),
+            ceiling: None,
+            retry_unanswered: false,
+            pause: std::time::Duration::from_millis(50),
+        }
+    }
+
+    /// `until` fails after `deadline`.
+    pub const fn deadline(self, deadline: std::time::Duration) -> Scrape {
+        Scrape { deadline, ..self }
+    }
+
+    /// Every scrape must answer within `ceiling` (a liveness bound).
+    pub const fn ceiling(self, ceiling: std::time::Duration) -> Scrape {
+        Scrape {
+            ceiling: Some(ceiling),
+            ..self
+        }
+    }
+
+    /// `until` retries a scrape that is not answered (or not 200) until the deadline.
+    pub const fn retry_unanswered(self) -> Scrape {
+        Scrape {
+            retry_unanswered: true,
+            ..self
+        }
+    }
+
+    /// `until` pauses `pause` between scrapes.
+    pub const fn pause(self, pause: std::time::Duration) -> Scrape {
+        Scrape { pause, ..self }
+    }
+
+    /// A client for one `once` or `until` call: never shared between tests, whose runtimes
+    /// differ (a pooled connection outlives the runtime that opened it).
+    fn client() -> reqwest::Client {
+        honcho_exporter::install_crypto_provider();
+        reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .expect("client builds")
+    }
+
+    /// `{base}/metrics` as text, or why not (not answering, or the status it answered).
+    async fn text(&self, client: &reqwest::Client, base: &str) -> Result<String, String> {
+        let started = std::time::Instant::now();
+        let response = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .map_err(|error| format!("{base}/metrics not answering: {error}"))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|error| format!("{base}/metrics body: {error}"))?;
+        if let Some(ceiling) = self.ceiling {
+            let took = started.elapsed();
+            assert!(
+                took < ceiling,
+                "/metrics took {took:?} (liveness ceiling {ceiling:?})"
+            );
+        }
+        if status != 200 {
+            return Err(format!("{base}/metrics answered {status}:\n{text}"));
+        }
+        Ok(text)
+    }
+
+    /// Scrapes `{base}/metrics` once; fails unless it answers 200 (within the ceiling, if set).
+    pub async fn once(&self, base: &str) -> Vec<ParsedSample> {
+        match self.text(&Scrape::client(), base).await {
+            Ok(text) => parse_samples(&text),
+            Err(why) => panic!("{why}"),
+        }
+    }
+
+    /// Scrapes until `done` holds for the samples, running `invariant` on every scrape's
+    /// samples; returns the samples `done` accepted. Fails after the deadline, naming `what`
+    /// and showing the last `/metrics`.
+    pub async fn until(
+        &self,
+        base: &str,
+        what: &str,
+        mut invariant: impl FnMut(&[ParsedSample]),
+        done: impl Fn(&[ParsedSample]) -> bool,
+    ) -> Vec<ParsedSample> {
+        let deadline = std::time::Instant::now() + self.deadline;
+        let client = Scrape::client();
+        loop {
+            let last = match self.text(&client, base).await {
+                Ok(text) => {
+                    let samples = parse_samples(&text);
+                    invariant(&samples);
+                    if done(&samples) {
+                        return samples;
+                    }
+                    text
+                }
+                Err(why) if self.retry_unanswered => why,
+                Err(why) => panic!("{why}\n(while waiting for: {what})"),
+            };
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not within {:?}: {what}\nlast /metrics:\n{last}",
+                self.deadline
+            );
+            tokio::time::sleep(self.pause).await;
+        }
+    }
+}
+
+/// Scrapes `{base}/metrics` once; fails unless it answers 200.
+pub async fn scrape(base: &str) -> Vec<ParsedSample> {
+    Scrape::new().once(base).await
+}
+
+/// Scrapes `{base}/metrics` until `done` holds (within 20 s, else fails naming `what`);
+/// returns the accepted samples.
+pub async fn scrape_until(
+    base: &str,
+    what: &str,
+    done: impl Fn(&[ParsedSample]) -> bool,
+) -> Vec<ParsedSample> {
+    Scrape::new().until(base, what, |_| {}, done).await
 }

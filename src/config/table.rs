@@ -701,8 +701,12 @@ pub static SETTINGS: &[Setting] = &[
         is_path: true,
         default: Default::Unset { shown: "" },
         help: "File holding the database password (re-read each cycle)",
-        details: "A changed file reconnects with the new password. Or env \
-                  `HONCHO_EXPORTER_POSTGRES_PASSWORD`. Never a flag or a file key; never logged.",
+        details: "A changed file reconnects with the new password. A changed file that is \
+                  unreadable or empty is logged and counted \
+                  (`honcho_exporter_postgres_password_reload_errors_total`) once, and the \
+                  previous password stays in use (an open connection is kept); an empty file at \
+                  start is a configuration error. Or env `HONCHO_EXPORTER_POSTGRES_PASSWORD`. \
+                  Never a flag or a file key; never logged.",
         apply: |settings, value| {
             settings.postgres.password =
                 value.optional(parse_password_file)?.map(TokenSource::File);

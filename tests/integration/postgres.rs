@@ -433,18 +433,25 @@ fn error_count(text: &str, reason: &str) -> u64 {
         .unwrap_or(0)
 }
 
-#[tokio::test]
-async fn a_wrong_password_is_auth_and_a_rotated_password_file_recovers() {
-    if !ready() {
-        return;
-    }
+/// A harness on the honcho3 queue whose password comes from a file holding `password` (the
+/// directory lives as long as the harness is used).
+fn harness_with_password_file(password: &str) -> (Harness, tempfile::TempDir, PathBuf) {
     let cluster = cluster();
     let database = cluster.database("honcho3");
     cluster.psql(&database, QUEUE);
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("password");
-    std::fs::write(&file, "wrong-password-77\n").expect("write");
-    let mut harness = Harness::new(settings(&database, TokenSource::File(file.clone())));
+    std::fs::write(&file, format!("{password}\n")).expect("write");
+    let harness = Harness::new(settings(&database, TokenSource::File(file.clone())));
+    (harness, dir, file)
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_auth_and_a_rotated_password_file_recovers() {
+    if !ready() {
+        return;
+    }
+    let (mut harness, _dir, file) = harness_with_password_file("wrong-password-77");
     let text = harness.cycle().await;
     assert_has(&text, POSTGRES_DOWN);
     assert_eq!(error_count(&text, "auth"), 1, "{text}");
@@ -1082,13 +1089,7 @@ async fn an_emptied_or_deleted_password_file_keeps_the_working_connection() {
     if !ready() {
         return;
     }
-    let cluster = cluster();
-    let database = cluster.database("honcho3");
-    cluster.psql(&database, QUEUE);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let file = dir.path().join("password");
-    std::fs::write(&file, format!("{EXPORTER_PASSWORD}\n")).expect("write");
-    let mut harness = Harness::new(settings(&database, TokenSource::File(file.clone())));
+    let (mut harness, _dir, file) = harness_with_password_file(EXPORTER_PASSWORD);
     assert_has(&harness.cycle().await, POSTGRES_UP);
 
     std::fs::write(&file, "").expect("empty the file");

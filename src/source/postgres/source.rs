@@ -489,29 +489,15 @@ mod tests {
         let path = dir.path().join("pw");
         std::fs::write(&path, "first\n").expect("write");
         let mut password = Password::new(Some(&TokenSource::File(path.clone())));
-        assert_eq!(
-            password
-                .current()
-                .expect("read")
-                .map(|s| s.expose().to_string()),
-            Some("first".into())
-        );
+        let mut current = || {
+            let secret = password.current().expect("a password");
+            secret.map(|secret| secret.expose().to_string())
+        };
+        assert_eq!(current().as_deref(), Some("first"));
         std::fs::write(&path, "").expect("empty");
-        assert_eq!(
-            password
-                .current()
-                .expect("kept")
-                .map(|s| s.expose().to_string()),
-            Some("first".into())
-        );
+        assert_eq!(current().as_deref(), Some("first"), "kept when emptied");
         std::fs::remove_file(&path).expect("remove");
-        assert_eq!(
-            password
-                .current()
-                .expect("kept")
-                .map(|s| s.expose().to_string()),
-            Some("first".into())
-        );
+        assert_eq!(current().as_deref(), Some("first"), "kept when deleted");
         let rejected = password.rejected().expect("a file");
         assert_eq!((rejected["empty"], rejected["unreadable"]), (1, 1));
     }

@@ -16,6 +16,11 @@ use crate::honcho::types::ItemCounts;
 use crate::metric::{MetricFamily, MetricType};
 use crate::snapshot::{EndpointHealth, Snapshot, WorkspaceSnapshot};
 
+/// The verdict family (`honcho_queue_verdict`) is built from the publication's verdicts, not
+/// from a snapshot: its builder lives with the verdicts, and the publication renders it after
+/// the poll families.
+pub use crate::verdict::metric::{VERDICT_FAMILY, verdict_family};
+
 type Labels = Vec<(&'static str, String)>;
 
 /// The label naming which Honcho API endpoint (or, later, data source) a poll, request or error

@@ -30,7 +30,10 @@
 //!   tail); the server depends on it, never on the poller.
 //! - [`postgres`]: the database source (`poll.source: postgres`): one read-only pass over Honcho's
 //!   Postgres per cycle, mapped onto the same snapshot, published like the poller's.
-//! - [`server`]: the hyper HTTP server: `/metrics`, `/`, `/-/healthy`, `/-/ready`.
+//! - [`server`]: the hyper HTTP server: `/metrics`, `/`, `/status`, `/-/healthy`, `/-/ready`.
+//! - [`verdict`]: pure verdicts per workspace (*why* work is or is not moving, in words) from the
+//!   snapshot and a bounded history; carried by `publication`, shown by `/`, `/status`, `doctor`
+//!   and `honcho_queue_verdict`.
 //! - [`web_config`]: exporter-toolkit style `--web.config.file` (TLS, basic auth).
 //! - [`process`]: the exporter's own process metrics (RSS, CPU, fds, start time), read at scrape.
 //! - `demo` (cargo feature `demo`, on by default): `honcho_exporter demo`: the simulated Honcho
@@ -54,6 +57,7 @@ pub mod process;
 pub mod publication;
 pub mod server;
 pub mod snapshot;
+pub mod verdict;
 pub mod web_config;
 
 /// The version printed by `--version` and exported in `honcho_exporter_build_info`.

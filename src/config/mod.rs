@@ -56,6 +56,8 @@ pub struct Settings {
     pub work_units: WorkUnitSettings,
     /// Classification thresholds.
     pub classify: ClassifySettings,
+    /// Thresholds of the verdicts (`/`, `/status`, `doctor`, `honcho_queue_verdict`).
+    pub verdict: crate::verdict::Thresholds,
     /// Extra filtered status polls, exported under `honcho_queue_scope_items`.
     pub scopes: Vec<Scope>,
     /// Logging.
@@ -381,6 +383,7 @@ impl Settings {
             classify: ClassifySettings {
                 overdue_after: Duration::ZERO,
             },
+            verdict: crate::verdict::Thresholds::unset(),
             scopes: Vec::new(),
             log: LogSettings {
                 level: String::new(),

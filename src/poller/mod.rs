@@ -55,7 +55,7 @@ use tokio::task::JoinSet;
 use crate::config::{GenerationOverride, Settings};
 use crate::honcho::types::parse_timestamp;
 use crate::honcho::{ApiVersion, Client, Endpoint, StatusFilter, UpstreamError, measure_busy};
-use crate::publication::{Published, SharedPublished, unix_now};
+use crate::publication::{SharedPublished, unix_now};
 use crate::snapshot::{WorkUnitAggregator, summarize_status};
 
 use schedule::{JobKind, Schedule};
@@ -239,12 +239,7 @@ impl Poller {
             token_reload_errors: self.client.token_reload_errors(),
         });
         let next_expiry = self.state.next_expiry(now);
-        let published = Arc::new(Published::from_source(source, now, self.ready));
-        *self
-            .published
-            .write()
-            .expect("the publication lock is never poisoned: nothing panics while holding it") =
-            published;
+        crate::publication::publish(&self.published, source, now, self.ready);
         next_expiry
     }
 

@@ -52,7 +52,7 @@ pub fn initial_published(settings: &Settings) -> Published {
         },
         ..Snapshot::default()
     };
-    Published::render(snapshot, false)
+    Published::render(snapshot, false).judged_by(crate::verdict::Criteria::of(settings))
 }
 
 /// Reads the password as configured now (a file is read each time, so a rotated file is seen).
@@ -203,12 +203,7 @@ impl PostgresSource {
         self.last_duration = Some(started.elapsed());
         let now = unix_now();
         let view: Arc<dyn SnapshotSource> = Arc::new(self.view());
-        let published = Arc::new(Published::from_source(view, now, true));
-        *self
-            .published
-            .write()
-            .expect("the publication lock is never poisoned: nothing panics while holding it") =
-            published;
+        crate::publication::publish(&self.published, view, now, true);
     }
 
     fn fail(&mut self, error: PostgresError) {

@@ -35,7 +35,9 @@ mod sources;
 pub mod table;
 pub(crate) mod yaml;
 
-pub use cli::{Command, DEFAULT_DEMO_SEED, DemoOptions, command, parse_command};
+pub use cli::{
+    Command, DEFAULT_DEMO_SEED, DemoOptions, DoctorOptions, DoctorOutput, command, parse_command,
+};
 pub use error::ConfigError;
 pub use table::{DEFAULT_HONCHO_URL, DEFAULT_LISTEN_ADDRESS};
 

@@ -18,4 +18,5 @@ mod scheduling;
 mod settings_table;
 mod util;
 mod validators;
+mod verdicts;
 mod web_config;

@@ -23,9 +23,9 @@ use crate::util;
 
 const BIN: &str = "/usr/lib/postgresql/15/bin";
 const SUPERUSER_PASSWORD: &str = "superuser-secret-9f3k";
-const EXPORTER_PASSWORD: &str = "exporter-secret-Zq81x";
+pub(crate) const EXPORTER_PASSWORD: &str = "exporter-secret-Zq81x";
 
-struct Cluster {
+pub(crate) struct Cluster {
     port: u16,
 }
 
@@ -67,7 +67,7 @@ fn run(mut command: Command, what: &str) {
     );
 }
 
-fn cluster() -> &'static Cluster {
+pub(crate) fn cluster() -> &'static Cluster {
     static CLUSTER: OnceLock<Cluster> = OnceLock::new();
     CLUSTER.get_or_init(start_cluster)
 }
@@ -174,7 +174,7 @@ impl Cluster {
     }
 
     /// Runs SQL as the superuser (test setup only; the exporter never connects as it).
-    fn psql(&self, database: &str, sql: &str) {
+    pub(crate) fn psql(&self, database: &str, sql: &str) {
         let mut command = self.psql_command(database);
         command.args(["-c", sql]);
         run(command, &format!("psql {sql}"));
@@ -190,7 +190,7 @@ impl Cluster {
     }
 
     /// A fresh database cloned from a revision's template.
-    fn database(&self, revision: &str) -> String {
+    pub(crate) fn database(&self, revision: &str) -> String {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let name = format!("t{}_{}", revision, NEXT.fetch_add(1, Ordering::SeqCst));
         self.psql(
@@ -200,7 +200,7 @@ impl Cluster {
         name
     }
 
-    fn url(&self, database: &str) -> String {
+    pub(crate) fn url(&self, database: &str) -> String {
         format!(
             "postgres://honcho_exporter@127.0.0.1:{}/{database}?sslmode=disable",
             self.port
@@ -208,7 +208,7 @@ impl Cluster {
     }
 }
 
-fn ready() -> bool {
+pub(crate) fn ready() -> bool {
     util::require_tool(&format!("{BIN}/initdb"), "Debian package `postgresql`")
 }
 

@@ -16,6 +16,7 @@ mod golden;
 mod postgres;
 mod scheduling;
 mod settings_table;
+mod status_page;
 mod util;
 mod validators;
 mod verdicts;

@@ -557,8 +557,27 @@ pub type SharedPublished = Arc<RwLock<Arc<Published>>>;
 
 /// Publishes what `source` serves at `now` in place of the current publication, handing its
 /// verdict history on (and observing the new snapshot in it): what both sources call.
-pub fn publish(shared: &SharedPublished, source: Arc<dyn SnapshotSource>, now: f64, ready: bool) {
+/// `settings`' verdict criteria apply from this publication on (a reload may change them).
+pub fn publish(
+    shared: &SharedPublished,
+    source: Arc<dyn SnapshotSource>,
+    now: f64,
+    ready: bool,
+    settings: &Settings,
+) {
     let verdicts = Arc::clone(&current(shared).verdicts);
+    {
+        let mut state = verdicts
+            .lock()
+            .expect("the verdict lock is never poisoned: judging does not panic");
+        let criteria = Criteria::of(settings);
+        if state.criteria != criteria {
+            state.criteria = criteria;
+            state
+                .history
+                .set_window(criteria.thresholds.longest_window());
+        }
+    }
     let published = Arc::new(Published::build(source, now, ready, verdicts));
     *shared
         .write()
@@ -750,6 +769,43 @@ mod tests {
         assert_eq!(walk_age(1_795_318_070.0), "20");
         // Clock skew: never negative.
         assert_eq!(walk_age(1_795_318_000.0), "0");
+    }
+
+    #[test]
+    fn verdicts_keep_their_history_from_publication_to_publication_and_the_metric_agrees() {
+        let mut settings = Settings::defaults();
+        let shared: SharedPublished =
+            Arc::new(RwLock::new(Arc::new(Published::initial(&settings))));
+        let snapshot = busy_snapshot(1);
+        publish(
+            &shared,
+            Arc::new(Fixed(snapshot.clone())),
+            100.0,
+            true,
+            &settings,
+        );
+        publish(
+            &shared,
+            Arc::new(Fixed(snapshot.clone())),
+            250.0,
+            true,
+            &settings,
+        );
+        let published = current(&shared);
+        let report = published.verdicts(250.0);
+        assert_eq!(report.history_seconds, 150.0);
+        let worst = report.workspaces[0].worst().as_str();
+        assert!(
+            text(&published, 250.0).contains(&format!(
+                "honcho_queue_verdict{{workspace=\"ws-0000\",verdict=\"{worst}\"}} 1"
+            )),
+            "the metric shows the page's verdict"
+        );
+        // A reload's new thresholds apply from the next publication, the history kept.
+        settings.verdict.stuck_after = std::time::Duration::from_secs(1);
+        publish(&shared, Arc::new(Fixed(snapshot)), 300.0, true, &settings);
+        let report = current(&shared).verdicts(300.0);
+        assert_eq!(report.history_seconds, 200.0);
     }
 
     #[test]

@@ -203,7 +203,7 @@ impl PostgresSource {
         self.last_duration = Some(started.elapsed());
         let now = unix_now();
         let view: Arc<dyn SnapshotSource> = Arc::new(self.view());
-        crate::publication::publish(&self.published, view, now, true);
+        crate::publication::publish(&self.published, view, now, true, &self.settings);
     }
 
     fn fail(&mut self, error: PostgresError) {

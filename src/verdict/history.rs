@@ -84,6 +84,12 @@ impl History {
         }
     }
 
+    /// Changes how far back the rules look (new thresholds after a reload); the trail adapts
+    /// at the next observations.
+    pub fn set_window(&mut self, window: Duration) {
+        self.window = window;
+    }
+
     /// Seconds of history at `now` (0 before the first observation).
     pub fn covered(&self, now: f64) -> f64 {
         self.started.map_or(0.0, |started| (now - started).max(0.0))

@@ -170,6 +170,15 @@ fn numbers(pairs: &[(&'static str, f64)]) -> BTreeMap<&'static str, f64> {
     pairs.iter().copied().collect()
 }
 
+/// `count` and `noun`, plural unless 1: `1 work unit`, `3 items`.
+fn counted(count: u64, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
+}
+
 fn in_session(session: Option<&String>) -> String {
     match session {
         Some(name) if !name.is_empty() => format!(" (session \"{name}\")"),
@@ -354,10 +363,10 @@ pub fn judge(
             findings.push(Finding {
                 kind: Kind::Overdue,
                 reason: format!(
-                    "{}{} work units have stayed below the token threshold for longer than {} \
-                     (the oldest for {}){}: Honcho should have flushed them by age and has not",
+                    "{}{} stayed below the token threshold for longer than {} (the oldest for \
+                     {}){}: Honcho should have flushed them by age and has not",
                     if units.head_only { "at least " } else { "" },
-                    units.overdue_units,
+                    counted(units.overdue_units, "work unit"),
                     in_words(criteria.overdue_after.as_secs_f64()),
                     in_words(oldest),
                     in_session(units.overdue_session.as_ref())
@@ -466,9 +475,10 @@ pub fn judge(
         findings.push(Finding {
             kind: Kind::WaitingForTokens,
             reason: format!(
-                "{stalled} items in {} representation units wait below the token threshold, by \
-                 design{needed}; the oldest will be claimed by age within {}",
-                units.stalled_units,
+                "{} in {} wait below the token threshold, by design{needed}; the oldest will be \
+                 claimed by age within {}",
+                counted(stalled, "item"),
+                counted(units.stalled_units, "representation unit"),
                 in_words(claimed_in)
             ),
             basis: Basis::State,

@@ -207,15 +207,84 @@ pub fn judge(
         stuck_after.as_secs_f64(),
         backlog_after.as_secs_f64(),
     );
-    let split = totals.ready.is_some();
-    let ready = totals.ready_items();
     let units = totals.units.as_ref();
-    let age = |timestamp: f64| (now - timestamp).max(0.0);
+    let look = Look {
+        totals,
+        seen,
+        deriver,
+        criteria,
+        now,
+        split: totals.ready.is_some(),
+        ready: totals.ready_items(),
+        units,
+        oldest_ready_age: units
+            .and_then(|units| units.oldest_ready)
+            .map(|timestamp| (now - timestamp).max(0.0)),
+        idle_window,
+        not_processing_after,
+        stuck_after,
+        backlog_after,
+    };
     let mut findings = Vec::new();
     let mut not_judged = Vec::new();
+    rule_deriver_idle(&look, &mut findings, &mut not_judged);
+    let idle = findings.iter().any(|f| f.kind == Kind::DeriverIdle);
+    rule_stuck_in_progress(&look, &mut findings, &mut not_judged);
+    rule_overdue(&look, &mut findings, &mut not_judged);
+    rule_backlog(&look, idle, &mut findings);
+    rule_waiting_for_tokens(&look, &mut findings, &mut not_judged);
+    if findings.is_empty() {
+        findings.push(ok_finding(&look));
+    }
+    findings.sort_by_key(|finding| finding.kind);
+    (findings, not_judged)
+}
 
-    // deriver_idle
-    let oldest_ready_age = units.and_then(|units| units.oldest_ready).map(age);
+/// One workspace as the rules look at it: its numbers, its history, the criteria (thresholds
+/// in seconds) and the derived values every rule needs.
+#[derive(Clone, Copy)]
+struct Look<'a> {
+    totals: &'a Totals,
+    seen: &'a Seen,
+    deriver: &'a DeriverSeen,
+    criteria: &'a Criteria,
+    now: f64,
+    /// The ready/stalled split is known (generation C).
+    split: bool,
+    /// Ready items ([`Totals::ready_items`]).
+    ready: u64,
+    units: Option<&'a Units>,
+    /// Age of the oldest ready item, when the walk knows it.
+    oldest_ready_age: Option<f64>,
+    idle_window: f64,
+    not_processing_after: f64,
+    stuck_after: f64,
+    backlog_after: f64,
+}
+
+impl Look<'_> {
+    /// Seconds since `timestamp` (never negative).
+    fn age(&self, timestamp: f64) -> f64 {
+        (self.now - timestamp).max(0.0)
+    }
+}
+
+/// The rule of `deriver_idle` (and, without the split, the `unknown` it cannot rule out).
+fn rule_deriver_idle(
+    look: &Look<'_>,
+    findings: &mut Vec<Finding>,
+    not_judged: &mut Vec<NotJudged>,
+) {
+    let Look {
+        totals,
+        deriver,
+        split,
+        ready,
+        oldest_ready_age,
+        idle_window,
+        not_processing_after,
+        ..
+    } = *look;
     if totals.pending > 0
         && let Some(idle_for) = deriver.idle_for.filter(|idle_for| *idle_for >= idle_window)
     {
@@ -306,9 +375,23 @@ pub fn judge(
             ),
         });
     }
-    let idle = findings.iter().any(|f| f.kind == Kind::DeriverIdle);
+}
 
-    // stuck_in_progress
+/// The rule of `stuck_in_progress`.
+fn rule_stuck_in_progress(
+    look: &Look<'_>,
+    findings: &mut Vec<Finding>,
+    not_judged: &mut Vec<NotJudged>,
+) {
+    let Look {
+        totals,
+        seen,
+        split,
+        units,
+        stuck_after,
+        ..
+    } = *look;
+    let age = |timestamp: f64| look.age(timestamp);
     match (units, totals.oldest_in_progress) {
         (Some(units), Some(oldest)) if totals.in_progress > 0 => {
             let same_for = seen.in_progress_same_for.unwrap_or(0.0);
@@ -355,8 +438,18 @@ pub fn judge(
         }),
         _ => {}
     }
+}
 
-    // overdue
+/// The rule of `overdue`.
+fn rule_overdue(look: &Look<'_>, findings: &mut Vec<Finding>, not_judged: &mut Vec<NotJudged>) {
+    let Look {
+        totals,
+        criteria,
+        split,
+        units,
+        ..
+    } = *look;
+    let age = |timestamp: f64| look.age(timestamp);
     match units {
         Some(units) if units.overdue_units > 0 => {
             let oldest = units.oldest_overdue.map_or(0.0, age);
@@ -389,8 +482,18 @@ pub fn judge(
         }),
         None => {}
     }
+}
 
-    // backlog
+/// The rule of `backlog`, unless the deriver is idle.
+fn rule_backlog(look: &Look<'_>, idle: bool, findings: &mut Vec<Finding>) {
+    let Look {
+        seen,
+        deriver,
+        ready,
+        oldest_ready_age,
+        backlog_after,
+        ..
+    } = *look;
     if ready > 0 && !idle {
         let trend = seen.ready_window_ago.map(|then| ready as f64 - then as f64);
         let trend_words = match trend {
@@ -445,8 +548,23 @@ pub fn judge(
             });
         }
     }
+}
 
-    // waiting_for_tokens
+/// The rule of `waiting_for_tokens`.
+fn rule_waiting_for_tokens(
+    look: &Look<'_>,
+    findings: &mut Vec<Finding>,
+    not_judged: &mut Vec<NotJudged>,
+) {
+    let Look {
+        totals,
+        criteria,
+        split,
+        ready,
+        units,
+        ..
+    } = *look;
+    let age = |timestamp: f64| look.age(timestamp);
     if let (Some(stalled), Some(units)) = (totals.stalled, units)
         && stalled > 0
         && ready == 0
@@ -492,38 +610,43 @@ pub fn judge(
                 .to_string(),
         });
     }
+}
 
-    if findings.is_empty() {
-        let reason = if totals.pending == 0 && totals.in_progress == 0 {
-            "nothing pending".to_string()
-        } else {
-            let oldest = oldest_ready_age
-                .filter(|_| ready > 0)
-                .map(|oldest| format!(" (the oldest for {})", in_words(oldest)))
-                .unwrap_or_default();
-            match totals.ready {
-                Some(ready) => format!(
-                    "work moving: {} in progress, {ready} ready{oldest}",
-                    totals.in_progress
-                ),
-                None => format!(
-                    "work moving: {} in progress, {} pending",
-                    totals.in_progress, totals.pending
-                ),
-            }
-        };
-        findings.push(Finding {
-            kind: Kind::Ok,
-            reason,
-            basis: Basis::State,
-            numbers: numbers(&[
-                ("pending_items", totals.pending as f64),
-                ("in_progress_items", totals.in_progress as f64),
-            ]),
-        });
+/// The `ok` finding, when no other rule found anything.
+fn ok_finding(look: &Look<'_>) -> Finding {
+    let Look {
+        totals,
+        ready,
+        oldest_ready_age,
+        ..
+    } = *look;
+    let reason = if totals.pending == 0 && totals.in_progress == 0 {
+        "nothing pending".to_string()
+    } else {
+        let oldest = oldest_ready_age
+            .filter(|_| ready > 0)
+            .map(|oldest| format!(" (the oldest for {})", in_words(oldest)))
+            .unwrap_or_default();
+        match totals.ready {
+            Some(ready) => format!(
+                "work moving: {} in progress, {ready} ready{oldest}",
+                totals.in_progress
+            ),
+            None => format!(
+                "work moving: {} in progress, {} pending",
+                totals.in_progress, totals.pending
+            ),
+        }
+    };
+    Finding {
+        kind: Kind::Ok,
+        reason,
+        basis: Basis::State,
+        numbers: numbers(&[
+            ("pending_items", totals.pending as f64),
+            ("in_progress_items", totals.in_progress as f64),
+        ]),
     }
-    findings.sort_by_key(|finding| finding.kind);
-    (findings, not_judged)
 }
 
 fn no_units_reason(split: bool) -> String {

@@ -42,8 +42,13 @@ impl Evolving {
 
 /// Starts an evolving generation-C simulator of `scenario` with an hour of history.
 async fn evolving(scenario: Scenario) -> Evolving {
+    evolving_on(Generation::C, scenario).await
+}
+
+/// [`evolving`] serving API generation `generation`.
+async fn evolving_on(generation: Generation, scenario: Scenario) -> Evolving {
     let config = SimulatorConfig {
-        generation: Generation::C,
+        generation,
         scenario,
         seed: 7,
         scale: Scale {
@@ -185,6 +190,33 @@ async fn a_healthy_flow_is_fine_in_every_workspace() {
     })
     .await;
     assert!(report.is_fine(), "{report:#?}");
+    exporter.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_split_a_stopped_deriver_is_unknown_in_one_look_and_says_what_it_cannot_judge()
+{
+    let honcho = evolving_on(Generation::B, Scenario::DeriverDown).await;
+    let (exporter, _) = start_ready(fast_settings(&honcho.url())).await;
+    let report = verdicts_until(&exporter, "generation B judged", |r| {
+        !r.workspaces.is_empty()
+            && r.workspaces
+                .iter()
+                .all(|w| w.findings[0].numbers.contains_key("pending_items"))
+    })
+    .await;
+    let workspace = &report.workspaces[0];
+    assert_eq!(workspace.worst(), Kind::Unknown, "{report:#?}");
+    assert!(
+        workspace.findings[0].reason.contains("ready/stalled split"),
+        "{}",
+        workspace.findings[0].reason
+    );
+    let not_judged: Vec<Kind> = workspace.not_judged.iter().map(|item| item.kind).collect();
+    assert!(
+        not_judged.contains(&Kind::Overdue) && not_judged.contains(&Kind::WaitingForTokens),
+        "{not_judged:?}"
+    );
     exporter.stop().await;
 }
 

@@ -333,6 +333,23 @@ async fn doctor_exits_1_for_a_stopped_deriver_and_says_it_judged_in_one_look() {
     assert_eq!(verdict["basis"], "instant");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_with_a_window_judges_over_that_much_history() {
+    let honcho = frozen(&one_unit(
+        "acme",
+        "chat",
+        50,
+        Duration::from_secs(300),
+        false,
+    ))
+    .await;
+    let output = doctor_api(&honcho.url(), &["--window", "2s", "--output", "json"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let document: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let history = document["history_seconds"].as_f64().expect("a number");
+    assert!(history >= 1.0, "history of {history} s after a 2 s window");
+}
+
 #[test]
 fn doctor_rejects_a_bad_configuration_with_the_daemons_message_and_exit_2() {
     let daemon = run_exporter(&["--poll.interval", "soon"], &[]);

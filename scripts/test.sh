@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine with a Rust toolchain. Installs what it needs:
 # Debian's `prometheus` (prometheus + promtool), `prometheus-alertmanager` (alertmanager +
-# amtool) and `postgresql` packages, and Python's `prometheus_client` (the strict OpenMetrics
+# amtool), `postgresql`, `chromium` and `chromium-driver` (the status page's browser test)
+# packages, and Python's `prometheus_client` (the strict OpenMetrics
 # parser) and `pyyaml`. Then: fmt, clippy, the workspace's cargo tests
 # (the exporter and crates/honcho-sim), and every scripts/checks/*.sh. Prints
 # each stage's wall time at the end (also when a stage fails), so the suite's cost stays visible.
@@ -49,6 +50,9 @@ compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need_apt+=(postgresq
 # The database source's tests run PostgreSQL 15's binaries (Debian 12).
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need_apt+=(postgresql)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
+# The status page's browser test drives headless Chromium through chromedriver (WebDriver).
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 # curl: a zlib-based client that reads only the first gzip member (end_to_end's gzip test).
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 if [ ${#need_apt[@]} -gt 0 ]; then

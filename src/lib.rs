@@ -39,8 +39,11 @@
 //! - [`exposition`]: renders metric families as OpenMetrics 1.0.0 or text 0.0.4 bytes, content
 //!   negotiation, gzip.
 //! - [`publication`]: the rendered exposition the server serves (cached bytes + scrape-time
-//!   tail); the server depends on it, never on a source.
-//! - [`server`]: the hyper HTTP server: `/metrics`, `/`, `/-/healthy`, `/-/ready`.
+//!   tail) and the verdicts' history; the server depends on it, never on a source.
+//! - [`server`]: the hyper HTTP server: `/metrics`, `/`, `/status`, `/-/healthy`, `/-/ready`.
+//! - [`verdict`]: pure verdicts per workspace (*why* work is or is not moving, in words) from the
+//!   snapshot and a bounded history; carried by `publication`, shown by `/`, `/status`, `doctor`
+//!   and `honcho_queue_verdict`.
 //! - [`web_config`]: exporter-toolkit style `--web.config.file` (TLS, basic auth).
 //! - [`yaml`]: YAML text → a tree of keys, shared by `config` and `web_config`.
 //! - [`process`]: the exporter's own process metrics (RSS, CPU, fds, start time), read at scrape.
@@ -66,6 +69,7 @@ pub mod snapshot;
 pub mod source;
 pub mod tls_roots;
 pub mod upstream;
+pub mod verdict;
 pub mod web_config;
 pub mod yaml;
 

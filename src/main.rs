@@ -1,6 +1,8 @@
 //! The `honcho_exporter` binary: parse the command line (the library validates it), set up
-//! logging, and run the exporter, `demo`, `--config.check` or `--version`. The only place that
-//! uses `anyhow` and turns errors into exit codes: 0 ok, 1 runtime failure, 2 bad configuration.
+//! logging, and run the exporter, `doctor`, `demo`, `--config.check` or `--version`. The only
+//! place that uses `anyhow` and turns errors into exit codes: 0 ok, 1 runtime failure (for
+//! `doctor`: something is wrong), 2 bad configuration (the same messages for `doctor` as for the
+//! daemon: both go through `config::parse_command`).
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -8,7 +10,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use honcho_exporter::app::{self, Exporter};
-use honcho_exporter::config::{self, Command, LogFormat, LogSettings, Settings};
+use honcho_exporter::config::{
+    self, Command, DoctorOptions, DoctorOutput, LogFormat, LogSettings, Settings,
+};
 use tokio::signal::unix::{SignalKind, signal};
 
 fn main() -> ExitCode {
@@ -40,6 +44,21 @@ fn main() -> ExitCode {
         Command::Run(settings) => {
             init_logging(&settings.log);
             runtime().and_then(|runtime| runtime.block_on(run(*settings, args)))
+        }
+        Command::Doctor(settings, options) => {
+            init_logging(&LogSettings {
+                level: "warn".to_string(),
+                format: settings.log.format,
+            });
+            return match runtime().and_then(|runtime| runtime.block_on(doctor(*settings, options)))
+            {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(error) => {
+                    eprintln!("honcho_exporter doctor: {error:#}");
+                    ExitCode::from(1)
+                }
+            };
         }
         #[cfg(feature = "demo")]
         Command::Demo(options) => {
@@ -86,6 +105,33 @@ fn init_logging(log: &LogSettings) {
         LogFormat::Json => builder.json().init(),
         LogFormat::Logfmt => builder.with_ansi(false).init(),
     }
+}
+
+/// `doctor`: the exporter's poller in-process, without listeners; waits for the first complete
+/// cycle (bounded by `poll.max_staleness` + `poll.timeout`, after which the poller counts as
+/// ready anyway and the verdicts say what could not be seen), then for `--window`, prints the
+/// verdicts and says whether all are fine.
+async fn doctor(settings: Settings, options: DoctorOptions) -> anyhow::Result<bool> {
+    let settings = Arc::new(settings);
+    let exporter = Exporter::start(Arc::clone(&settings), Vec::new())?;
+    let deadline = tokio::time::Instant::now()
+        + settings.poll.max_staleness
+        + settings.poll.timeout
+        + std::time::Duration::from_secs(5);
+    while !exporter.is_ready() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    if !options.window.is_zero() {
+        tokio::time::sleep(options.window).await;
+    }
+    let report = honcho_exporter::publication::current(&exporter.published)
+        .verdicts(honcho_exporter::publication::unix_now());
+    exporter.stop().await;
+    match options.output {
+        DoctorOutput::Table => print!("{}", honcho_exporter::verdict::table::to_text(&report)),
+        DoctorOutput::Json => print!("{}", honcho_exporter::verdict::status::to_json(&report)),
+    }
+    Ok(report.is_fine())
 }
 
 /// Runs until SIGTERM/SIGINT. SIGHUP re-reads the configuration (flags, environment, file) and

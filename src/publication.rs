@@ -22,6 +22,14 @@
 //!
 //! Ages are the scrape-time part: each age sample is kept as its line up to the value plus the
 //! Unix time its age counts from, and a scrape writes the ages at its own `now`.
+//!
+//! # Verdicts
+//!
+//! Each publication carries the verdicts ([`crate::verdict`]) of what it serves: [`publish`]
+//! hands the previous publication's verdict history on to the next one, observes the new
+//! snapshot in it, and evaluates the [`Report`] that `/`, `/status` and
+//! `honcho_queue_verdict` (rendered after the poll-time families) then all show. A re-render at
+//! scrape time (a value past its bound) re-evaluates without observing.
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -34,6 +42,7 @@ use crate::exposition::{self, Format};
 use crate::families::{self, Part};
 use crate::metric::MetricFamily;
 use crate::snapshot::{ExporterStats, Snapshot};
+use crate::verdict::{self, Criteria, History, Report};
 
 /// What can produce the servable [`Snapshot`] at any time: values past their bound left out.
 pub trait SnapshotSource: Send + Sync {
@@ -125,11 +134,38 @@ struct Rendered {
     ages: Vec<AgeFamily>,
     /// Unix seconds from which one of the values rendered is past its bound.
     valid_until: f64,
+    /// The verdicts of this rendering (its `honcho_queue_verdict` family is the last of
+    /// `families`).
+    report: Arc<Report>,
 }
 
 impl Rendered {
-    fn new(snapshot: &Snapshot, valid_until: f64) -> Self {
-        Self::with_plain_limit(snapshot, valid_until, PLAIN_CACHE_LIMIT)
+    fn new(snapshot: &Snapshot, valid_until: f64, report: Arc<Report>) -> Self {
+        let mut rendered = Self::with_plain_limit(snapshot, valid_until, PLAIN_CACHE_LIMIT);
+        rendered.add_verdicts(report);
+        rendered
+    }
+
+    /// Appends the verdict family of `report` (none when it has no workspace) and keeps it.
+    fn add_verdicts(&mut self, report: Arc<Report>) {
+        if !report.workspaces.is_empty() {
+            let family = verdict::metric::verdict_family(&report);
+            let mut compressor = Compressor::new();
+            let mut samples = Vec::new();
+            exposition::render_samples(&family, &mut samples);
+            let piece = compressor.piece(&samples);
+            self.families.push(FamilyBytes {
+                header: Header::new(&family, &mut compressor),
+                samples: self
+                    .families
+                    .iter()
+                    .all(|family| family.samples.is_some())
+                    .then(|| vec![Bytes::from(samples)]),
+                checksum: Checksum::default().then(piece.plain),
+                deflated: vec![piece],
+            });
+        }
+        self.report = report;
     }
 
     /// [`Rendered::new`] keeping plain samples only while they total at most `plain_limit`.
@@ -205,6 +241,7 @@ impl Rendered {
             families,
             ages,
             valid_until,
+            report: Arc::new(Report::default()),
         }
     }
 
@@ -297,6 +334,8 @@ impl Iterator for Chunks {
 pub struct Published {
     source: Arc<dyn SnapshotSource>,
     rendered: Mutex<Arc<Rendered>>,
+    /// The verdict history and criteria, handed from publication to publication.
+    verdicts: Arc<Mutex<Verdicts>>,
     /// Whether the exporter has data to serve (readiness).
     pub ready: bool,
 }
@@ -309,6 +348,45 @@ impl std::fmt::Debug for Published {
     }
 }
 
+/// What verdicts are judged with: the criteria and the history so far.
+#[derive(Debug)]
+struct Verdicts {
+    criteria: Criteria,
+    history: History,
+}
+
+impl Verdicts {
+    fn new(criteria: Criteria) -> Arc<Mutex<Self>> {
+        Arc::new(Mutex::new(Verdicts {
+            criteria,
+            history: History::new(criteria.thresholds.longest_window()),
+        }))
+    }
+}
+
+/// Evaluates (after observing `snapshot`, when `observe`) the verdicts at `now`.
+fn judge(
+    verdicts: &Mutex<Verdicts>,
+    snapshot: &Snapshot,
+    ready: bool,
+    now: f64,
+    observe: bool,
+) -> Arc<Report> {
+    let mut verdicts = verdicts
+        .lock()
+        .expect("the verdict lock is never poisoned: judging does not panic");
+    if observe && ready {
+        verdicts.history.observe(snapshot, now);
+    }
+    Arc::new(verdict::evaluate(
+        snapshot,
+        &verdicts.history,
+        &verdicts.criteria,
+        ready,
+        now,
+    ))
+}
+
 impl Published {
     /// Before the first results: only the exporter's own metrics.
     pub fn initial(settings: &Settings) -> Self {
@@ -319,31 +397,77 @@ impl Published {
             },
             ..Snapshot::default()
         };
-        Self::render(snapshot, false)
+        Self::render(snapshot, false).judged_by(Criteria::of(settings))
     }
 
-    /// A fixed snapshot, served as it is (benchmarks, tests).
+    /// A fixed snapshot, served as it is (benchmarks, tests), its verdicts judged with the
+    /// default criteria from one look.
     pub fn render(snapshot: Snapshot, ready: bool) -> Self {
-        let rendered = Rendered::new(&snapshot, f64::INFINITY);
-        Published {
-            source: Arc::new(Fixed(snapshot)),
-            rendered: Mutex::new(Arc::new(rendered)),
+        Self::build(
+            Arc::new(Fixed(snapshot)),
+            unix_now(),
             ready,
+            Verdicts::new(Criteria::of(&Settings::defaults())),
+        )
+    }
+
+    /// The same publication, its verdicts judged with `criteria` from now on (the first
+    /// publication of a source, whose successors inherit them through [`publish`]).
+    pub fn judged_by(self, criteria: Criteria) -> Self {
+        let verdicts = Verdicts::new(criteria);
+        let now = unix_now();
+        let snapshot = self.source.snapshot_at(now);
+        let report = judge(&verdicts, &snapshot, self.ready, now, false);
+        let rendered = Rendered::new(
+            &snapshot,
+            self.source.next_expiry(now).unwrap_or(f64::INFINITY),
+            report,
+        );
+        Published {
+            source: self.source,
+            rendered: Mutex::new(Arc::new(rendered)),
+            verdicts,
+            ready: self.ready,
         }
     }
 
     /// What `source` serves, rendered at `now` and re-rendered at scrape time once a value in
-    /// it passes its bound.
+    /// it passes its bound. Its verdicts start a new history (sources publish through
+    /// [`publish`], which keeps it).
     pub fn from_source(source: Arc<dyn SnapshotSource>, now: f64, ready: bool) -> Self {
+        Self::build(
+            source,
+            now,
+            ready,
+            Verdicts::new(Criteria::of(&Settings::defaults())),
+        )
+    }
+
+    fn build(
+        source: Arc<dyn SnapshotSource>,
+        now: f64,
+        ready: bool,
+        verdicts: Arc<Mutex<Verdicts>>,
+    ) -> Self {
+        let snapshot = source.snapshot_at(now);
+        let report = judge(&verdicts, &snapshot, ready, now, true);
         let rendered = Rendered::new(
-            &source.snapshot_at(now),
+            &snapshot,
             source.next_expiry(now).unwrap_or(f64::INFINITY),
+            report,
         );
         Published {
             source,
             rendered: Mutex::new(Arc::new(rendered)),
+            verdicts,
             ready,
         }
+    }
+
+    /// The verdicts served at `now` (for `/`, `/status` and `doctor`): the same the metric
+    /// shows.
+    pub fn verdicts(&self, now: f64) -> Arc<Report> {
+        Arc::clone(&self.rendered_at(now).report)
     }
 
     /// The snapshot served at `now` (for the landing page), built when asked.
@@ -358,9 +482,12 @@ impl Published {
             .lock()
             .expect("the rendering lock is never poisoned: rendering does not panic");
         if now >= rendered.valid_until {
+            let snapshot = self.source.snapshot_at(now);
+            let report = judge(&self.verdicts, &snapshot, self.ready, now, false);
             *rendered = Arc::new(Rendered::new(
-                &self.source.snapshot_at(now),
+                &snapshot,
                 self.source.next_expiry(now).unwrap_or(f64::INFINITY),
+                report,
             ));
         }
         Arc::clone(&rendered)
@@ -427,6 +554,36 @@ impl Published {
 
 /// The handle the server reads from; the poller swaps in a new publication as results arrive.
 pub type SharedPublished = Arc<RwLock<Arc<Published>>>;
+
+/// Publishes what `source` serves at `now` in place of the current publication, handing its
+/// verdict history on (and observing the new snapshot in it): what both sources call.
+/// `settings`' verdict criteria apply from this publication on (a reload may change them).
+pub fn publish(
+    shared: &SharedPublished,
+    source: Arc<dyn SnapshotSource>,
+    now: f64,
+    ready: bool,
+    settings: &Settings,
+) {
+    let verdicts = Arc::clone(&current(shared).verdicts);
+    {
+        let mut state = verdicts
+            .lock()
+            .expect("the verdict lock is never poisoned: judging does not panic");
+        let criteria = Criteria::of(settings);
+        if state.criteria != criteria {
+            state.criteria = criteria;
+            state
+                .history
+                .set_window(criteria.thresholds.longest_window());
+        }
+    }
+    let published = Arc::new(Published::build(source, now, ready, verdicts));
+    *shared
+        .write()
+        .expect("the publication lock is never poisoned: nothing panics while holding it") =
+        published;
+}
 
 /// Reads the current publication.
 pub fn current(shared: &SharedPublished) -> Arc<Published> {
@@ -539,6 +696,7 @@ mod tests {
         let published = Published {
             source: Arc::new(Fixed(Snapshot::default())),
             rendered: Mutex::new(Arc::new(rendered.clone())),
+            verdicts: Verdicts::new(Criteria::of(&Settings::defaults())),
             ready: true,
         };
         let body = published.body(format, gzip, now);
@@ -611,6 +769,43 @@ mod tests {
         assert_eq!(walk_age(1_795_318_070.0), "20");
         // Clock skew: never negative.
         assert_eq!(walk_age(1_795_318_000.0), "0");
+    }
+
+    #[test]
+    fn verdicts_keep_their_history_from_publication_to_publication_and_the_metric_agrees() {
+        let mut settings = Settings::defaults();
+        let shared: SharedPublished =
+            Arc::new(RwLock::new(Arc::new(Published::initial(&settings))));
+        let snapshot = busy_snapshot(1);
+        publish(
+            &shared,
+            Arc::new(Fixed(snapshot.clone())),
+            100.0,
+            true,
+            &settings,
+        );
+        publish(
+            &shared,
+            Arc::new(Fixed(snapshot.clone())),
+            250.0,
+            true,
+            &settings,
+        );
+        let published = current(&shared);
+        let report = published.verdicts(250.0);
+        assert_eq!(report.history_seconds, 150.0);
+        let worst = report.workspaces[0].worst().as_str();
+        assert!(
+            text(&published, 250.0).contains(&format!(
+                "honcho_queue_verdict{{workspace=\"ws-0000\",verdict=\"{worst}\"}} 1"
+            )),
+            "the metric shows the page's verdict"
+        );
+        // A reload's new thresholds apply from the next publication, the history kept.
+        settings.verdict.stuck_after = std::time::Duration::from_secs(1);
+        publish(&shared, Arc::new(Fixed(snapshot)), 300.0, true, &settings);
+        let report = current(&shared).verdicts(300.0);
+        assert_eq!(report.history_seconds, 200.0);
     }
 
     #[test]

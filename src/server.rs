@@ -1,5 +1,6 @@
-//! The exporter's HTTP server (hyper 1.x): `/metrics` (the telemetry path), `/`, `/-/healthy`,
-//! `/-/ready`.
+//! The exporter's HTTP server (hyper 1.x): `/metrics` (the telemetry path), `/` (the verdicts
+//! first, then the polling table), `/status` (the verdicts as JSON, [`crate::verdict::status`]),
+//! `/-/healthy`, `/-/ready`.
 //!
 //! It serves bytes the poller rendered; a scrape never calls Honcho, so its cost does not grow
 //! with Honcho's queue beyond copying those bytes and rendering the small scrape-time tail
@@ -112,67 +113,7 @@ pub async fn serve(
             drop(stream);
             continue;
         };
-        let context = shared.current();
-        let tls = context
-            .web_config
-            .as_ref()
-            .and_then(|config| config.tls_acceptor());
-        // `web.request_timeout` covers the headers too: a client trickling its request
-        // (slowloris) or stalling a TLS handshake is cut off after it.
-        let header_timeout = context.request_timeout;
-        let per_request = shared.clone();
-        let service = hyper::service::service_fn(move |request| {
-            let context = per_request.current();
-            async move { Ok::<_, Infallible>(handle(&context, request).await) }
-        });
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(header_timeout)
-            .max_buf_size(16 * 1024);
-        builder
-            .http2()
-            .timer(TokioTimer::new())
-            .max_concurrent_streams(32);
-        match tls {
-            None => {
-                let connection = builder
-                    .serve_connection(TokioIo::new(stream), service)
-                    .into_owned();
-                let watched = graceful.watch(connection);
-                tokio::spawn(async move {
-                    if let Err(error) = watched.await {
-                        tracing::debug!(%peer, %error, "connection ended with an error");
-                    }
-                    drop(permit);
-                });
-            }
-            Some(acceptor) => {
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let tls_stream =
-                        match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
-                            Ok(Ok(tls_stream)) => tls_stream,
-                            Ok(Err(error)) => {
-                                tracing::debug!(%peer, %error, "TLS handshake failed");
-                                return;
-                            }
-                            Err(_) => {
-                                tracing::debug!(%peer, "TLS handshake timed out");
-                                return;
-                            }
-                        };
-                    let connection = builder
-                        .serve_connection(TokioIo::new(tls_stream), service)
-                        .into_owned();
-                    if let Err(error) = watcher.watch(connection).await {
-                        tracing::debug!(%peer, %error, "connection ended with an error");
-                    }
-                    drop(permit);
-                });
-            }
-        }
+        serve_connection(stream, peer, permit, &shared, &graceful);
     }
     drop(listener);
     tokio::select! {
@@ -182,6 +123,78 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// Serves one accepted connection on its own task (TLS first, if configured), holding `permit`
+/// until it ends.
+fn serve_connection(
+    stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    shared: &SharedContext,
+    graceful: &GracefulShutdown,
+) {
+    let context = shared.current();
+    let tls = context
+        .web_config
+        .as_ref()
+        .and_then(|config| config.tls_acceptor());
+    // `web.request_timeout` covers the headers too: a client trickling its request
+    // (slowloris) or stalling a TLS handshake is cut off after it.
+    let header_timeout = context.request_timeout;
+    let per_request = shared.clone();
+    let service = hyper::service::service_fn(move |request| {
+        let context = per_request.current();
+        async move { Ok::<_, Infallible>(handle(&context, request).await) }
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_buf_size(16 * 1024);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(32);
+    match tls {
+        None => {
+            let connection = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned();
+            let watched = graceful.watch(connection);
+            tokio::spawn(async move {
+                if let Err(error) = watched.await {
+                    tracing::debug!(%peer, %error, "connection ended with an error");
+                }
+                drop(permit);
+            });
+        }
+        Some(acceptor) => {
+            let watcher = graceful.watcher();
+            tokio::spawn(async move {
+                let tls_stream =
+                    match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(tls_stream)) => tls_stream,
+                        Ok(Err(error)) => {
+                            tracing::debug!(%peer, %error, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                let connection = builder
+                    .serve_connection(TokioIo::new(tls_stream), service)
+                    .into_owned();
+                if let Err(error) = watcher.watch(connection).await {
+                    tracing::debug!(%peer, %error, "connection ended with an error");
+                }
+                drop(permit);
+            });
+        }
+    }
 }
 
 async fn handle(context: &ServerContext, request: Request<Incoming>) -> Response<Body> {
@@ -240,6 +253,7 @@ async fn route(context: &ServerContext, request: &Request<Incoming>) -> Response
     }
     match path {
         "/" => landing(context),
+        "/status" => status(context),
         "/-/healthy" => text_response(StatusCode::OK, "Healthy\n"),
         "/-/ready" => {
             if publication::current(&context.published).ready {
@@ -289,12 +303,42 @@ fn metrics(context: &ServerContext, request: &Request<Incoming>) -> Response<Bod
     response
 }
 
+/// `GET /status`: the verdicts as JSON (schema `honcho_exporter.status/v1`).
+fn status(context: &ServerContext) -> Response<Body> {
+    let report = publication::current(&context.published).verdicts(publication::unix_now());
+    let mut response = Response::new(full(crate::verdict::status::to_json(&report)));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// How often the landing page reloads itself: the poll interval, within 1–60 s.
+fn refresh_seconds(interval: Duration) -> u64 {
+    interval.as_secs_f64().ceil().clamp(1.0, 60.0) as u64
+}
+
+/// `GET /`: the verdicts (worst first), then the polling table; reloads itself every poll
+/// interval, no JavaScript.
 fn landing(context: &ServerContext) -> Response<Body> {
     let published = publication::current(&context.published);
     let now = publication::unix_now();
     let snapshot = &published.snapshot(now);
-    let mut html = String::with_capacity(4096);
-    html.push_str("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Honcho Exporter</title>\n<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}.down{color:#b00}</style></head><body>\n<h1>Honcho Exporter</h1>\n");
+    let report = published.verdicts(now);
+    let mut html = String::with_capacity(8192);
+    let _ = write!(
+        html,
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\
+         <meta http-equiv=\"refresh\" content=\"{}\">\
+         <title>Honcho Exporter: {}</title>\n<style>body{{font-family:sans-serif;margin:2em}}\
+         table{{border-collapse:collapse;margin-bottom:1em}}td,th{{border:1px solid #ccc;\
+         padding:.3em .6em;text-align:left}}.down{{color:#b00}}{}</style></head><body>\n\
+         <h1>Honcho Exporter</h1>\n",
+        refresh_seconds(snapshot.exporter.poll_interval),
+        report.worst().as_str(),
+        crate::verdict::page::STYLE,
+    );
     let _ = write!(
         html,
         "<p>Version {} ({}). Polling <code>{}</code> every {:?}; ",
@@ -311,18 +355,30 @@ fn landing(context: &ServerContext) -> Response<Body> {
     }
     let _ = write!(
         html,
-        "</p>\n<ul><li><a href=\"{0}\">{0}</a></li><li><a href=\"/-/healthy\">/-/healthy</a></li><li><a href=\"/-/ready\">/-/ready</a></li></ul>\n",
+        "</p>\n<p>The numbers: <a href=\"{0}\">{0}</a> · <a href=\"/status\">/status</a> (JSON) · \
+         <a href=\"/-/healthy\">/-/healthy</a> · <a href=\"/-/ready\">/-/ready</a></p>\n",
         escape_html(&context.telemetry_path)
     );
-    if !published.ready {
-        html.push_str("<p>The first poll has not completed yet.</p>\n");
-    }
+    crate::verdict::page::write_section(&report, &mut html);
+    html.push_str("<h2>Polling</h2>\n");
+    polling_table(snapshot, now, &mut html);
+    html.push_str("</body></html>\n");
+    let mut response = Response::new(full(html));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    response
+}
+
+/// The per-workspace polling health and counts.
+fn polling_table(snapshot: &crate::snapshot::Snapshot, now: f64, html: &mut String) {
     if let Some(discovery) = &snapshot.exporter.discovery
         && !discovery.up
     {
         html.push_str("<p class=\"down\">Workspace discovery is failing (see the log and <code>honcho_exporter_poll_errors_total</code>).</p>\n");
     }
-    html.push_str("<table><tr><th>workspace</th><th>status</th><th>work units</th><th>pending items</th><th>in progress</th><th>last success</th></tr>\n");
+    html.push_str("<table id=\"polling\"><tr><th>workspace</th><th>status</th><th>work units</th><th>pending items</th><th>in progress</th><th>last success</th></tr>\n");
     for (name, workspace) in &snapshot.workspaces {
         let health = |endpoint| match workspace.health.get(&endpoint) {
             Some(health) if health.up => "up".to_string(),
@@ -360,29 +416,10 @@ fn landing(context: &ServerContext) -> Response<Body> {
             )),
         );
     }
-    html.push_str("</table>\n</body></html>\n");
-    let mut response = Response::new(full(html));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    response
+    html.push_str("</table>\n");
 }
 
-fn escape_html(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for character in text.chars() {
-        match character {
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '&' => escaped.push_str("&amp;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&#39;"),
-            other => escaped.push(other),
-        }
-    }
-    escaped
-}
+use crate::verdict::page::escape_html;
 
 fn full(body: impl Into<Bytes>) -> Body {
     BodyExt::boxed(Full::new(body.into()))

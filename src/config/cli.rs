@@ -38,9 +38,36 @@ pub enum Command {
     /// `demo`: simulator + exporter on loopback (only with the `demo` cargo feature).
     #[cfg(feature = "demo")]
     Demo(DemoOptions),
+    /// `doctor`: poll once (or over a window) with these settings, print the verdicts, exit 0
+    /// (all fine), 1 (something wrong) or 2 (configuration error, before this exists).
+    Doctor(Box<Settings>, DoctorOptions),
     /// `--version`: print the version and exit 0.
     Version,
 }
+
+/// Options of `honcho_exporter doctor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DoctorOptions {
+    /// Keep polling this long after the first complete cycle, so windowed rules see history
+    /// (zero: one look, the one-look stand-ins judge).
+    pub window: Duration,
+    /// `table` or `json` (the `/status` schema).
+    pub output: DoctorOutput,
+}
+
+/// How `doctor` prints the verdicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DoctorOutput {
+    /// A text table.
+    Table,
+    /// The `/status` JSON document.
+    Json,
+}
+
+/// The `doctor` subcommand's name.
+const DOCTOR_SUBCOMMAND: &str = "doctor";
+const DOCTOR_WINDOW_ID: &str = "doctor.window";
+const DOCTOR_OUTPUT_ID: &str = "doctor.output";
 
 /// Options of `honcho_exporter demo`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,11 +99,68 @@ The Honcho token is read from --honcho.token-file or HONCHO_EXPORTER_HONCHO_TOKE
 /// arguments that are not settings. Public so that tests can check the deployment artefacts
 /// against the real command line.
 pub fn command() -> clap::Command {
-    let mut command = clap::Command::new("honcho_exporter")
+    let command = clap::Command::new("honcho_exporter")
         .about(ABOUT)
         .after_help(AFTER_HELP)
         .disable_version_flag(true)
         .args_conflicts_with_subcommands(true);
+    let command = with_setting_args(command)
+        .arg(
+            Arg::new(CONFIG_CHECK_ID)
+                .long("config.check")
+                .action(ArgAction::SetTrue)
+                .help(
+                    "Validate the configuration, print \"configuration OK\" and exit (0 valid, 2 \
+                     invalid)",
+                ),
+        )
+        .arg(
+            Arg::new(VERSION_ID)
+                .long("version")
+                .action(ArgAction::SetTrue)
+                .help("Print the version and exit"),
+        )
+        .subcommand(doctor_command());
+    #[cfg(feature = "demo")]
+    let command = {
+        let demo = DemoArgs::augment_args(clap::Command::new(DEMO_SUBCOMMAND).about(
+            "Run a simulated Honcho and the exporter against it on loopback, and print where to \
+             look",
+        ));
+        command.subcommand(demo.arg(demo_poll_interval_arg()))
+    };
+    command
+}
+
+/// `doctor`: the settings' arguments plus `--window` and `--output`.
+fn doctor_command() -> clap::Command {
+    with_setting_args(clap::Command::new(DOCTOR_SUBCOMMAND).about(
+        "Poll Honcho once (or over --window) with the same settings as the exporter, print the \
+         verdict of every workspace and exit: 0 all ok or waiting_for_tokens, 1 something is \
+         wrong, 2 configuration error",
+    ))
+    .arg(
+        Arg::new(DOCTOR_WINDOW_ID)
+            .long("window")
+            .value_name("DURATION")
+            .help(
+                "Keep polling this long after the first cycle so windowed rules see history \
+                 (default: one look, judged by the one-look rules)",
+            ),
+    )
+    .arg(
+        Arg::new(DOCTOR_OUTPUT_ID)
+            .long("output")
+            .value_name("FORMAT")
+            .value_parser(["table", "json"])
+            .default_value("table")
+            .help("table, or json (the /status schema)"),
+    )
+}
+
+/// `command` with one argument per flag of the settings table, in table order, and the
+/// arguments about where settings come from (`--config.file`, the rejected `--honcho.token`).
+fn with_setting_args(mut command: clap::Command) -> clap::Command {
     for setting in SETTINGS {
         let (name, action) = match setting.flag {
             Flag::None => continue,
@@ -91,7 +175,7 @@ pub fn command() -> clap::Command {
                 .action(action),
         );
     }
-    command = command
+    command
         .arg(
             // Rejected: a token on the command line is visible to every user in `ps`.
             Arg::new(TOKEN_FLAG_ID)
@@ -107,30 +191,6 @@ pub fn command() -> clap::Command {
                 .value_parser(clap::value_parser!(PathBuf))
                 .help("YAML configuration file (also HONCHO_EXPORTER_CONFIG_FILE)"),
         )
-        .arg(
-            Arg::new(CONFIG_CHECK_ID)
-                .long("config.check")
-                .action(ArgAction::SetTrue)
-                .help(
-                    "Validate the configuration, print \"configuration OK\" and exit (0 valid, 2 \
-                     invalid)",
-                ),
-        )
-        .arg(
-            Arg::new(VERSION_ID)
-                .long("version")
-                .action(ArgAction::SetTrue)
-                .help("Print the version and exit"),
-        );
-    #[cfg(feature = "demo")]
-    {
-        let demo = DemoArgs::augment_args(clap::Command::new(DEMO_SUBCOMMAND).about(
-            "Run a simulated Honcho and the exporter against it on loopback, and print where to \
-             look",
-        ));
-        command = command.subcommand(demo.arg(demo_poll_interval_arg()));
-    }
-    command
 }
 
 const TOKEN_FLAG_ID: &str = "honcho.token";
@@ -235,15 +295,7 @@ where
             _ => ConfigError::Usage(rendered),
         }
     })?;
-    if matches.value_source(TOKEN_FLAG_ID).is_some() {
-        return Err(ConfigError::InvalidSetting {
-            location: "--honcho.token".to_string(),
-            problem: "the token is not accepted on the command line (other users can read it \
-                      in the process list); use --honcho.token-file or \
-                      HONCHO_EXPORTER_HONCHO_TOKEN"
-                .to_string(),
-        });
-    }
+    reject_token_flag(&matches)?;
     if matches.get_flag(VERSION_ID) {
         return Ok(Command::Version);
     }
@@ -263,7 +315,41 @@ where
             poll_interval: demo_poll_interval(demo_matches)?,
         }));
     }
+    if let Some(doctor) = matches.subcommand_matches(DOCTOR_SUBCOMMAND) {
+        let window = match doctor.get_one::<String>(DOCTOR_WINDOW_ID) {
+            Some(text) => super::duration::parse_duration(text).map_err(|problem| {
+                ConfigError::InvalidSetting {
+                    location: "--window".to_string(),
+                    problem,
+                }
+            })?,
+            None => Duration::ZERO,
+        };
+        let output = match doctor
+            .get_one::<String>(DOCTOR_OUTPUT_ID)
+            .map(String::as_str)
+        {
+            Some("json") => DoctorOutput::Json,
+            _ => DoctorOutput::Table,
+        };
+        let settings = settings_from(doctor, env)?;
+        return Ok(Command::Doctor(settings, DoctorOptions { window, output }));
+    }
+    let settings = settings_from(&matches, env)?;
+    Ok(if matches.get_flag(CONFIG_CHECK_ID) {
+        Command::Check(settings)
+    } else {
+        Command::Run(settings)
+    })
+}
 
+/// The validated settings of `matches` (the root command's or `doctor`'s): flags over the
+/// environment over the config file over the defaults.
+fn settings_from(
+    matches: &ArgMatches,
+    env: &BTreeMap<String, String>,
+) -> Result<Box<Settings>, ConfigError> {
+    reject_token_flag(matches)?;
     let mut raw = RawConfig::default();
     let config_file = matches
         .get_one::<PathBuf>(CONFIG_FILE_ID)
@@ -277,13 +363,22 @@ where
         sources::read_file(path, &mut raw)?;
     }
     sources::read_env(env, &mut raw)?;
-    read_flags(&matches, &mut raw);
-    let settings = Box::new(resolve(&raw)?);
-    Ok(if matches.get_flag(CONFIG_CHECK_ID) {
-        Command::Check(settings)
-    } else {
-        Command::Run(settings)
-    })
+    read_flags(matches, &mut raw);
+    Ok(Box::new(resolve(&raw)?))
+}
+
+/// A token given on the command line is refused: other users can read it in `ps`.
+fn reject_token_flag(matches: &ArgMatches) -> Result<(), ConfigError> {
+    if matches.value_source(TOKEN_FLAG_ID).is_some() {
+        return Err(ConfigError::InvalidSetting {
+            location: "--honcho.token".to_string(),
+            problem: "the token is not accepted on the command line (other users can read it \
+                      in the process list); use --honcho.token-file or \
+                      HONCHO_EXPORTER_HONCHO_TOKEN"
+                .to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// Puts every flag of the settings table the user gave into `raw` at flag precedence.

@@ -37,7 +37,9 @@ pub mod secret_file;
 mod sources;
 pub mod table;
 
-pub use cli::{Command, DEFAULT_DEMO_SEED, DemoOptions, command, parse_command};
+pub use cli::{
+    Command, DEFAULT_DEMO_SEED, DemoOptions, DoctorOptions, DoctorOutput, command, parse_command,
+};
 pub use error::ConfigError;
 pub use table::{DEFAULT_HONCHO_URL, DEFAULT_LISTEN_ADDRESS};
 
@@ -58,6 +60,8 @@ pub struct Settings {
     pub work_units: WorkUnitSettings,
     /// Classification thresholds.
     pub classify: ClassifySettings,
+    /// Thresholds of the verdicts (`/`, `/status`, `doctor`, `honcho_queue_verdict`).
+    pub verdict: VerdictThresholds,
     /// Extra filtered status polls, exported under `honcho_queue_scope_items`.
     pub scopes: Vec<Scope>,
     /// Logging.
@@ -86,6 +90,48 @@ impl Source {
             Source::Api => "api",
             Source::Postgres => "postgres",
         }
+    }
+}
+
+/// The thresholds of the verdict rules (settings `verdict.*`). Each matches a parameter of an
+/// alert in `deploy/prometheus/honcho-exporter.rules.yml`; README says where each is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerdictThresholds {
+    /// `deriver_idle` on every generation: pending work, nothing in progress and `completed`
+    /// unchanged for this long (`HonchoDeriverIdle.window`, 35 m: longer than Honcho's batch max
+    /// age, by when a live deriver has claimed even sub-threshold work).
+    pub idle_window: Duration,
+    /// `deriver_idle` on generation C: ready work unclaimed with nothing in progress anywhere for
+    /// this long (`HonchoDeriverNotProcessing.for`, 10 m); in one look, the oldest ready item's
+    /// age.
+    pub not_processing_after: Duration,
+    /// `stuck_in_progress`: the same oldest item in progress for this long
+    /// (`HonchoWorkUnitInProgressTooLong.window`, 30 m; dreams take 5–15 m); in one look, the
+    /// oldest in-progress item's age.
+    pub stuck_after: Duration,
+    /// `backlog`: ready work older than this (`HonchoOldestPendingItemTooOld.threshold_seconds`,
+    /// 1 h), or ready work that never cleared and did not shrink over this window
+    /// (`HonchoBacklogLagging.window`).
+    pub backlog_after: Duration,
+}
+
+impl VerdictThresholds {
+    /// All zero: the value before the settings table's defaults are applied.
+    pub(crate) fn unset() -> Self {
+        VerdictThresholds {
+            idle_window: Duration::ZERO,
+            not_processing_after: Duration::ZERO,
+            stuck_after: Duration::ZERO,
+            backlog_after: Duration::ZERO,
+        }
+    }
+
+    /// The longest window a rule looks back over: how much history is kept.
+    pub fn longest_window(&self) -> Duration {
+        self.idle_window
+            .max(self.not_processing_after)
+            .max(self.stuck_after)
+            .max(self.backlog_after)
     }
 }
 
@@ -406,6 +452,7 @@ impl Settings {
             classify: ClassifySettings {
                 overdue_after: Duration::ZERO,
             },
+            verdict: VerdictThresholds::unset(),
             scopes: Vec::new(),
             log: LogSettings {
                 level: String::new(),

@@ -592,6 +592,62 @@ pub static SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        key: "verdict.idle_window",
+        flag: Flag::Single("--verdict.idle-window"),
+        value_name: "DURATION",
+        shape: Shape::Scalar,
+        is_path: false,
+        default: Default::Text("35m"),
+        help: "Verdict deriver_idle: pending work, nothing in progress and nothing completed for this long",
+        details: "The same number as `HonchoDeriverIdle.window` in the rules file (set there for the alert, here for the verdict).",
+        apply: |settings, value| {
+            settings.verdict.idle_window = value.scalar(positive_duration)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "verdict.not_processing_after",
+        flag: Flag::Single("--verdict.not-processing-after"),
+        value_name: "DURATION",
+        shape: Shape::Scalar,
+        is_path: false,
+        default: Default::Text("10m"),
+        help: "Verdict deriver_idle (generation C): ready work unclaimed with nothing in progress for this long",
+        details: "The same number as `HonchoDeriverNotProcessing.for`. In one look (`doctor`, a young history) it is the age of the oldest ready item.",
+        apply: |settings, value| {
+            settings.verdict.not_processing_after = value.scalar(positive_duration)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "verdict.stuck_after",
+        flag: Flag::Single("--verdict.stuck-after"),
+        value_name: "DURATION",
+        shape: Shape::Scalar,
+        is_path: false,
+        default: Default::Text("30m"),
+        help: "Verdict stuck_in_progress: the same oldest item in progress for this long",
+        details: "The same number as `HonchoWorkUnitInProgressTooLong.window`. In one look it is the age of the oldest in-progress item.",
+        apply: |settings, value| {
+            settings.verdict.stuck_after = value.scalar(positive_duration)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "verdict.backlog_after",
+        flag: Flag::Single("--verdict.backlog-after"),
+        value_name: "DURATION",
+        shape: Shape::Scalar,
+        is_path: false,
+        default: Default::Text("1h"),
+        help: "Verdict backlog: ready work older than this, or never cleared and not shrinking over this window",
+        details: "The same number as `HonchoOldestPendingItemTooOld.threshold_seconds` and `HonchoBacklogLagging.window`.",
+        apply: |settings, value| {
+            settings.verdict.backlog_after = value.scalar(positive_duration)?;
+            Ok(())
+        },
+    },
+    Setting {
         key: "shard.count",
         flag: Flag::Single("--shard.count"),
         value_name: "N",

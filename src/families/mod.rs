@@ -29,6 +29,10 @@ pub use ages::{age, age_families, age_millis, scrape_families};
 use crate::metric::MetricFamily;
 use crate::snapshot::{Snapshot, WorkspaceSnapshot};
 
+/// The verdict family (`honcho_queue_verdict`) is built from the publication's verdicts, not
+/// from a snapshot: its builder lives with the verdicts, and the publication renders it after
+/// the poll families.
+pub use crate::verdict::metric::{VERDICT_FAMILY, verdict_family};
 use deriver::deriver_families;
 use exporter::exporter_families;
 use queue_status::queue_status_families;

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use crate::config::{Settings, Source};
 use crate::publication::{Published, SharedPublished, SnapshotSource};
 use crate::snapshot::{ExporterStats, PostgresStats, Snapshot};
+use crate::verdict::Criteria;
 
 /// The publication served before a source's first cycle: only the exporter's own metrics (and,
 /// for the database source, its `up{upstream="postgres"} 0`).
@@ -36,14 +37,17 @@ pub fn initial_publication(settings: &Settings) -> Published {
         },
         ..Snapshot::default()
     };
-    Published::render(snapshot, false)
+    Published::render(snapshot, false).judged_by(Criteria::of(settings))
 }
 
-/// Replaces what the server serves with `view` as of `now`.
-pub fn publish(published: &SharedPublished, view: Arc<dyn SnapshotSource>, now: f64, ready: bool) {
-    let publication = Arc::new(Published::from_source(view, now, ready));
-    *published
-        .write()
-        .expect("the publication lock is never poisoned: nothing panics while holding it") =
-        publication;
+/// Replaces what the server serves with `view` as of `now`, judging the verdicts with
+/// `settings`' thresholds over the history the publication carries.
+pub fn publish(
+    published: &SharedPublished,
+    view: Arc<dyn SnapshotSource>,
+    now: f64,
+    ready: bool,
+    settings: &Settings,
+) {
+    crate::publication::publish(published, view, now, ready, settings);
 }

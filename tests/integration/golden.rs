@@ -460,6 +460,8 @@ fn the_exported_metric_list_for_dashboards_matches_what_the_exporter_exports() {
             exported.insert(sample.name, ());
         }
     }
+    // The verdict family is rendered from the publication's verdicts, after the poll families.
+    exported.insert(honcho_exporter::families::VERDICT_FAMILY.to_string(), ());
     let mut process = Vec::new();
     exposition::render(
         &honcho_exporter::process::process_families(),

@@ -20,6 +20,8 @@ mod postgres;
 mod prometheusrule;
 mod scheduling;
 mod settings_table;
+mod status_page;
 mod util;
 mod validators;
+mod verdicts;
 mod web_config;

@@ -25,9 +25,9 @@ use crate::util;
 
 const BIN: &str = "/usr/lib/postgresql/15/bin";
 const SUPERUSER_PASSWORD: &str = "superuser-secret-9f3k";
-const EXPORTER_PASSWORD: &str = "exporter-secret-Zq81x";
+pub(crate) const EXPORTER_PASSWORD: &str = "exporter-secret-Zq81x";
 
-struct Cluster {
+pub(crate) struct Cluster {
     port: u16,
 }
 
@@ -69,7 +69,7 @@ fn run(mut command: Command, what: &str) {
     );
 }
 
-fn cluster() -> &'static Cluster {
+pub(crate) fn cluster() -> &'static Cluster {
     static CLUSTER: OnceLock<Cluster> = OnceLock::new();
     CLUSTER.get_or_init(start_cluster)
 }
@@ -176,7 +176,7 @@ impl Cluster {
     }
 
     /// Runs SQL as the superuser (test setup only; the exporter never connects as it).
-    fn psql(&self, database: &str, sql: &str) {
+    pub(crate) fn psql(&self, database: &str, sql: &str) {
         let mut command = self.psql_command(database);
         command.args(["-c", sql]);
         run(command, &format!("psql {sql}"));
@@ -241,7 +241,7 @@ impl Cluster {
     }
 
     /// A fresh database cloned from a revision's template.
-    fn database(&self, revision: &str) -> String {
+    pub(crate) fn database(&self, revision: &str) -> String {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let name = format!("t{}_{}", revision, NEXT.fetch_add(1, Ordering::SeqCst));
         self.psql(
@@ -251,7 +251,7 @@ impl Cluster {
         name
     }
 
-    fn url(&self, database: &str) -> String {
+    pub(crate) fn url(&self, database: &str) -> String {
         format!(
             "postgres://honcho_exporter@127.0.0.1:{}/{database}?sslmode=disable",
             self.port
@@ -259,7 +259,7 @@ impl Cluster {
     }
 }
 
-fn ready() -> bool {
+pub(crate) fn ready() -> bool {
     util::require_tool(&format!("{BIN}/initdb"), "Debian package `postgresql`")
 }
 

@@ -14,6 +14,7 @@ mod fuzz_corpus;
 mod generation_detection;
 mod golden;
 mod postgres;
+mod rounds;
 mod scheduling;
 mod settings_table;
 mod util;

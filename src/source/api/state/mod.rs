@@ -1,5 +1,5 @@
-//! The poller's memory and the pure merge of poll outcomes into it; [`view`] builds the
-//! [`crate::snapshot::Snapshot`] of what may be served at a given time from it.
+//! The poller's memory and the pure merge of poll outcomes into it; its `view` submodule
+//! builds the [`crate::snapshot::Snapshot`] of what may be served at a given time from it.
 //!
 //! Owns: per-workspace records (successes only, each with the time it arrived), endpoint
 //! health and its log transitions, error and cap counters, and the generation verdicts (through

@@ -95,11 +95,7 @@ pub async fn run_job(
     };
     let (result, busy) = measure_busy(std::panic::AssertUnwindSafe(work).catch_unwind()).await;
     if let Err(panic) = &result {
-        let message = panic
-            .downcast_ref::<&str>()
-            .map(|text| (*text).to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
+        let message = panic_message(panic.as_ref());
         tracing::error!(workspace = %job.workspace, job = job.kind.as_str(), panic = %message, "a poll job panicked; polling goes on");
     }
     let _ = reports.send(Report::Ended(Ended {
@@ -108,6 +104,15 @@ pub async fn run_job(
         duration: started.elapsed(),
         outcome: result.ok(),
     }));
+}
+
+/// The text a panic carried (`panic!("…")` or a formatted one); empty for any other payload.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
 }
 
 async fn discover(
@@ -279,5 +284,20 @@ async fn walk(
     match result {
         Ok(outcome) => WalkResult::Done(Box::new((aggregator.finish(), outcome))),
         Err(error) => WalkResult::Failed(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_message_is_read_from_a_literal_or_a_formatted_payload() {
+        let literal = std::panic::catch_unwind(|| panic!("a literal")).expect_err("panics");
+        assert_eq!(panic_message(literal.as_ref()), "a literal");
+        let formatted = std::panic::catch_unwind(|| panic!("page {}", 3)).expect_err("panics");
+        assert_eq!(panic_message(formatted.as_ref()), "page 3");
+        let other = std::panic::catch_unwind(|| std::panic::panic_any(7_u8)).expect_err("panics");
+        assert_eq!(panic_message(other.as_ref()), "");
     }
 }

@@ -54,6 +54,13 @@ use state::{PollState, Servable};
 /// rendering takes at most a tenth of the poller's time.
 const MIN_PUBLISH_GAP: Duration = Duration::from_millis(250);
 
+/// The gap before the next publication after one that took `rendering`: at least
+/// [`MIN_PUBLISH_GAP`], and ten times the rendering, so rendering takes at most a tenth of the
+/// poller's time.
+fn publish_gap_after(rendering: Duration) -> Duration {
+    MIN_PUBLISH_GAP.max(rendering * 10)
+}
+
 /// The poll loop.
 pub struct Poller {
     settings: Arc<Settings>,
@@ -144,7 +151,7 @@ impl Poller {
                 _ = publish_wait => {
                     let rendering = Instant::now();
                     let next_expiry = self.publish();
-                    publish_gap = MIN_PUBLISH_GAP.max(rendering.elapsed() * 10);
+                    publish_gap = publish_gap_after(rendering.elapsed());
                     last_publish = tokio::time::Instant::now();
                     publish_at = None;
                     // Re-render when a value passes its bound (scrapes check it themselves too).
@@ -446,5 +453,27 @@ impl Poller {
             self.ready_cursor += 1;
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quick_renderings_publish_at_most_every_250_ms() {
+        assert_eq!(publish_gap_after(Duration::ZERO), MIN_PUBLISH_GAP);
+        assert_eq!(
+            publish_gap_after(Duration::from_millis(20)),
+            MIN_PUBLISH_GAP
+        );
+    }
+
+    #[test]
+    fn slow_renderings_take_at_most_a_tenth_of_the_time() {
+        assert_eq!(
+            publish_gap_after(Duration::from_millis(80)),
+            Duration::from_millis(800)
+        );
     }
 }

@@ -18,6 +18,7 @@ mod golden;
 mod layout;
 mod postgres;
 mod prometheusrule;
+mod rounds;
 mod scheduling;
 mod settings_table;
 mod status_page;

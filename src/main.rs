@@ -148,7 +148,7 @@ async fn run(settings: Settings, args: Vec<std::ffi::OsString>) -> anyhow::Resul
     tracing::info!(
         version = honcho_exporter::VERSION,
         listen = ?exporter.addresses,
-        honcho = %settings.honcho.url,
+        upstream = %app::upstream_description(&settings),
         interval = ?settings.poll.interval,
         "honcho_exporter started"
     );

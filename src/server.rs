@@ -50,7 +50,7 @@ pub struct ServerContext {
     /// Budget of one response.
     pub request_timeout: Duration,
     /// Where Honcho is, shown on the landing page (no credentials in it).
-    pub honcho_url: String,
+    pub upstream: String,
 }
 
 /// The [`ServerContext`] every server of the exporter reads, replaceable while they serve.
@@ -344,14 +344,25 @@ fn landing(context: &ServerContext) -> Response<Body> {
         "<p>Version {} ({}). Polling <code>{}</code> every {:?}; ",
         escape_html(crate::VERSION),
         escape_html(crate::REVISION),
-        escape_html(&context.honcho_url),
+        escape_html(&context.upstream),
         snapshot.exporter.poll_interval
     );
-    match snapshot.exporter.generation {
-        Some(generation) => {
+    match (&snapshot.exporter.postgres, snapshot.exporter.generation) {
+        (Some(postgres), _) => match &postgres.schema_revision {
+            Some(revision) => {
+                let _ = write!(
+                    html,
+                    "schema revision <b>{}</b> (Honcho {}).",
+                    escape_html(revision),
+                    postgres.honcho_version.unwrap_or("unknown")
+                );
+            }
+            None => html.push_str("schema not checked yet."),
+        },
+        (None, Some(generation)) => {
             let _ = write!(html, "API generation <b>{}</b>.", generation.as_str());
         }
-        None => html.push_str("API generation not known yet."),
+        (None, None) => html.push_str("API generation not known yet."),
     }
     let _ = write!(
         html,
@@ -379,19 +390,33 @@ fn polling_table(snapshot: &crate::snapshot::Snapshot, now: f64, html: &mut Stri
         html.push_str("<p class=\"down\">Workspace discovery is failing (see the log and <code>honcho_exporter_poll_errors_total</code>).</p>\n");
     }
     html.push_str("<table id=\"polling\"><tr><th>workspace</th><th>status</th><th>work units</th><th>pending items</th><th>in progress</th><th>last success</th></tr>\n");
+    // The database source reads every workspace in one pass: its health is the workspace's.
+    let database = snapshot
+        .exporter
+        .postgres
+        .as_ref()
+        .map(|stats| stats.health);
     for (name, workspace) in &snapshot.workspaces {
-        let health = |endpoint| match workspace.health.get(&endpoint) {
+        let recorded = |endpoint| match database {
+            Some(health) => Some(health),
+            None => workspace.health.get(&endpoint).copied(),
+        };
+        let health = |endpoint| match recorded(endpoint) {
             Some(health) if health.up => "up".to_string(),
             Some(_) => "<span class=\"down\">down</span>".to_string(),
             None => "–".to_string(),
         };
-        let last_success = workspace
-            .health
-            .values()
-            .filter_map(|health| health.last_success)
-            .fold(None, |latest: Option<f64>, at| {
-                Some(latest.map_or(at, |l| l.max(at)))
-            });
+        let last_success = match database {
+            // The time this workspace's numbers were read.
+            Some(_) => workspace.last_complete_walk.map(|(at, _)| at),
+            None => workspace
+                .health
+                .values()
+                .filter_map(|health| health.last_success)
+                .fold(None, |latest: Option<f64>, at| {
+                    Some(latest.map_or(at, |l| l.max(at)))
+                }),
+        };
         let (pending, in_progress) = workspace
             .status
             .as_ref()

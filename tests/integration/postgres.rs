@@ -1128,3 +1128,66 @@ async fn a_database_that_does_not_exist_is_connect_not_query() {
     assert_eq!(error_count(&text, "query"), 0, "{text}");
     assert_eq!(error_count(&text, "connect"), 1, "{text}");
 }
+
+#[tokio::test]
+async fn the_landing_page_and_start_up_log_name_the_database_and_its_health() {
+    if !ready() {
+        return;
+    }
+    let cluster = cluster();
+    let database = cluster.database("honcho3");
+    cluster.psql(&database, QUEUE);
+    let url = cluster.url(&database);
+    let (mut exporter, base) = crate::daemon::start_exporter(
+        &[
+            "--source=postgres",
+            &format!("--postgres.url={url}"),
+            "--poll.interval=300ms",
+            "--poll.timeout=250ms",
+            "--postgres.statement-timeout=200ms",
+        ],
+        &[("HONCHO_EXPORTER_POSTGRES_PASSWORD", EXPORTER_PASSWORD)],
+    )
+    .await;
+    util::scrape_until(&base, "the database read, acme exported", |samples| {
+        util::sum(samples, "honcho_exporter_up", &[("upstream", "postgres")]) == 1.0
+            && !util::select(samples, "honcho_queue_items", &[("workspace", "acme")]).is_empty()
+    })
+    .await;
+    let page = reqwest::get(format!("{base}/"))
+        .await
+        .expect("the landing page answers")
+        .text()
+        .await
+        .expect("a body");
+    assert!(
+        page.contains(&format!("Honcho&#39;s database {url}")),
+        "the page names the database:\n{page}"
+    );
+    assert!(
+        !page.contains(":8000"),
+        "the unused Honcho URL is not named:\n{page}"
+    );
+    let acme_row = page
+        .lines()
+        .find(|line| line.starts_with("<tr><td>acme</td>"))
+        .unwrap_or_else(|| panic!("a polling row for acme:\n{page}"));
+    assert!(
+        acme_row.contains("<td>up</td>") && !acme_row.contains("never"),
+        "acme's row shows the database's health and read time: {acme_row}"
+    );
+    exporter.signal("TERM");
+    exporter
+        .wait_exit(Duration::from_secs(20))
+        .await
+        .expect("the exporter stops on SIGTERM");
+    let logs = format!("{}{}", exporter.stdout(), exporter.stderr());
+    let started = logs
+        .lines()
+        .find(|line| line.contains("honcho_exporter started"))
+        .unwrap_or_else(|| panic!("a start-up line:\n{logs}"));
+    assert!(
+        started.contains("Honcho's database postgres://") && !started.contains(":8000"),
+        "{started}"
+    );
+}

@@ -1,6 +1,6 @@
 //! The verdict rules: what one workspace's totals (and the history of them) say, in words.
 //! [`judge`] applies every rule to one workspace given plain numbers, so each rule is tested
-//! from a table; [`evaluate`] ([`report`]) extracts those numbers from a snapshot and the
+//! from a table; [`evaluate`] (`report.rs`) extracts those numbers from a snapshot and the
 //! history and builds the [`Report`](super::Report). Pure: no I/O, no clock.
 //!
 //! Owns the numbers the rules read ([`Totals`], [`Seen`], [`DeriverSeen`]), one workspace as
@@ -8,21 +8,21 @@
 //! finds anything. Each rule is a room of its own and must not judge another's verdict.
 //!
 //! Rule by rule (thresholds in [`Thresholds`]; the alert each mirrors in brackets):
-//! - `deriver_idle` ([`idle`]): pending items, nothing in progress in any workspace and
+//! - `deriver_idle` (`idle.rs`): pending items, nothing in progress in any workspace and
 //!   `completed` unchanged for `idle_window` [`HonchoDeriverIdle`], or (generation C) ready items
 //!   unclaimed with nothing in progress for `not_processing_after` [`HonchoDeriverNotProcessing`];
 //!   in one look (generation C): the oldest ready item older than `not_processing_after` with
 //!   nothing in progress anywhere.
-//! - `stuck_in_progress` ([`stuck`]): the same oldest in-progress item for `stuck_after`
+//! - `stuck_in_progress` (`stuck.rs`): the same oldest in-progress item for `stuck_after`
 //!   [`HonchoWorkUnitInProgressTooLong`]; in one look: that item older than `stuck_after`.
-//! - `overdue` ([`overdue`]): overdue work units (stalled past `classify.overdue_after`)
+//! - `overdue` (`overdue.rs`): overdue work units (stalled past `classify.overdue_after`)
 //!   [`HonchoWorkUnitsOverdue`].
-//! - `backlog` ([`backlog`]): ready work whose oldest item is older than `backlog_after`
+//! - `backlog` (`backlog.rs`): ready work whose oldest item is older than `backlog_after`
 //!   [`HonchoOldestPendingItemTooOld`], or ready work that never cleared and did not shrink over
 //!   `backlog_after` [`HonchoBacklogLagging`], while the deriver is not idle.
-//! - `waiting_for_tokens` ([`tokens`]): only stalled (sub-threshold) items pending, none
+//! - `waiting_for_tokens` (`tokens.rs`): only stalled (sub-threshold) items pending, none
 //!   overdue: by design.
-//! - `unknown` ([`unknown`]): no fresh queue status; or ([`idle`]), on generations A/B, pending
+//! - `unknown` (`unknown.rs`): no fresh queue status; or (`idle.rs`), on generations A/B, pending
 //!   work with nothing in progress while the history is shorter than `idle_window` (without the
 //!   split, one look cannot tell a stopped deriver from work waiting for tokens).
 //! - `ok`: none of the above.

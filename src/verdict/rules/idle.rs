@@ -160,3 +160,49 @@ fn without_split(look: &Look<'_>, findings: &mut Vec<Finding>, not_judged: &mut 
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::verdict::Kind;
+    use crate::verdict::rules::fixtures::*;
+    use crate::verdict::rules::{DeriverSeen, judge};
+
+    #[test]
+    fn the_windowed_judgement_comes_before_the_one_look() {
+        let deriver = DeriverSeen {
+            idle_for: Some(36.0 * MIN),
+            ..deriver(40.0, 0)
+        };
+        let (findings, _) = judge(
+            &aged(c(5, 0, 0), 70.0, 0.0),
+            &watched(40.0),
+            &deriver,
+            &criteria(),
+            NOW,
+        );
+        assert_eq!(findings[0].kind, Kind::DeriverIdle);
+        assert!(
+            findings[0].numbers.contains_key("idle_seconds"),
+            "{findings:#?}"
+        );
+    }
+
+    #[test]
+    fn without_the_split_a_full_history_with_nothing_idle_is_neither_unknown_nor_unjudged() {
+        let (findings, not_judged) = judge(
+            &ab(9, 0),
+            &watched(40.0),
+            &deriver(40.0, 0),
+            &criteria(),
+            NOW,
+        );
+        assert!(
+            findings.iter().all(|finding| finding.kind != Kind::Unknown),
+            "{findings:#?}"
+        );
+        assert!(
+            not_judged.iter().all(|item| item.kind != Kind::DeriverIdle),
+            "{not_judged:#?}"
+        );
+    }
+}

@@ -39,11 +39,17 @@
 //! - [`exposition`]: renders metric families as OpenMetrics 1.0.0 or text 0.0.4 bytes, content
 //!   negotiation, gzip.
 //! - [`publication`]: the rendered exposition the server serves (cached bytes + scrape-time
-//!   tail) and the verdicts' history; the server depends on it, never on a source.
+//!   tail) and when it is re-rendered; the server depends on it, never on a source. Two rooms
+//!   of its own: `publication::body` (one scrape's body, gzipped or plain, from the cached
+//!   pieces) and `publication::verdicts` (the verdicts' criteria and history, handed from
+//!   publication to publication).
 //! - [`server`]: the hyper HTTP server: `/metrics`, `/`, `/status`, `/-/healthy`, `/-/ready`.
 //! - [`verdict`]: pure verdicts per workspace (*why* work is or is not moving, in words) from the
 //!   snapshot and a bounded history; carried by `publication`, shown by `/`, `/status`, `doctor`
-//!   and `honcho_queue_verdict`.
+//!   and `honcho_queue_verdict`. [`verdict::rules`] holds the numbers the rules read and the
+//!   order they run in, one file per rule (`idle`, `stuck`, `overdue`, `backlog`, `tokens`,
+//!   `unknown`) and `report` (a snapshot → the [`verdict::Report`]); beside it the history,
+//!   the `/status` schema, the `doctor` table, the landing page section and the metric.
 //! - [`web_config`]: exporter-toolkit style `--web.config.file` (TLS, basic auth).
 //! - [`yaml`]: YAML text → a tree of keys, shared by `config` and `web_config`.
 //! - [`process`]: the exporter's own process metrics (RSS, CPU, fds, start time), read at scrape.

@@ -4,9 +4,10 @@
 //! scrape time: a scrape after a value's bound re-renders without it, mid-cycle included, so
 //! nothing older than its bound is ever served.
 //!
-//! Owns the cached bytes and the scrape-time assembly of a body. It does no I/O and knows
-//! nothing of how the snapshot was polled: the server depends on this module, never on the
-//! poller.
+//! Owns the cached bytes (the rendering) and when it is re-rendered; the assembly of a body
+//! from them is `body`'s, the verdict history carried from publication to publication is
+//! `verdicts`'s. It does no I/O and knows nothing of how the snapshot was polled: the server
+//! depends on this module, never on the poller.
 //!
 //! # What is kept, and why
 //!
@@ -37,12 +38,18 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use crate::config::Settings;
-use crate::exposition::deflate::{self, Checksum, Compressor, Inflater};
+use crate::exposition::deflate::{self, Checksum, Compressor};
 use crate::exposition::{self, Format};
 use crate::families::{self, Part};
 use crate::metric::MetricFamily;
 use crate::snapshot::{ExporterStats, Snapshot};
-use crate::verdict::{self, Criteria, History, Report};
+use crate::verdict::{self, Criteria, Report};
+
+mod body;
+mod verdicts;
+
+pub use body::{Chunks, ScrapeBody};
+use verdicts::{Verdicts, judge};
 
 /// What can produce the servable [`Snapshot`] at any time: values past their bound left out.
 pub trait SnapshotSource: Send + Sync {
@@ -71,9 +78,6 @@ pub const PLAIN_CACHE_LIMIT: usize = 16 << 20;
 
 /// Workspaces rendered at a time: bounds the families held while rendering.
 const WORKSPACES_PER_PART: usize = 64;
-
-/// Plain bytes inflated per chunk of a plain body served from the gzipped copy.
-const INFLATE_CHUNK: usize = 256 * 1024;
 
 /// The two formats, in the order of the per-format arrays below.
 const FORMATS: [Format; 2] = [Format::OpenMetrics, Format::Text];
@@ -275,61 +279,6 @@ impl Rendered {
     }
 }
 
-/// One piece of a body.
-#[derive(Debug)]
-enum Piece {
-    /// Sent as they are.
-    Bytes(Bytes),
-    /// Compressed samples sent inflated, a chunk at a time.
-    Inflate(Bytes),
-}
-
-/// A `/metrics` body: its length and its chunks, produced as they are sent.
-#[derive(Debug)]
-pub struct ScrapeBody {
-    /// The body's length in bytes (`Content-Length`).
-    pub length: usize,
-    pieces: Vec<Piece>,
-}
-
-impl IntoIterator for ScrapeBody {
-    type Item = Bytes;
-    type IntoIter = Chunks;
-
-    fn into_iter(self) -> Chunks {
-        Chunks {
-            pieces: self.pieces.into_iter(),
-            inflating: None,
-        }
-    }
-}
-
-/// The chunks of a [`ScrapeBody`].
-#[derive(Debug)]
-pub struct Chunks {
-    pieces: std::vec::IntoIter<Piece>,
-    inflating: Option<Inflater>,
-}
-
-impl Iterator for Chunks {
-    type Item = Bytes;
-
-    fn next(&mut self) -> Option<Bytes> {
-        loop {
-            if let Some(chunk) = self.inflating.as_mut().and_then(Iterator::next) {
-                return Some(chunk);
-            }
-            self.inflating = None;
-            match self.pieces.next()? {
-                Piece::Bytes(bytes) => return Some(bytes),
-                Piece::Inflate(deflated) => {
-                    self.inflating = Some(Inflater::new(deflated, INFLATE_CHUNK));
-                }
-            }
-        }
-    }
-}
-
 /// What the server serves.
 pub struct Published {
     source: Arc<dyn SnapshotSource>,
@@ -346,45 +295,6 @@ impl std::fmt::Debug for Published {
             .field("ready", &self.ready)
             .finish_non_exhaustive()
     }
-}
-
-/// What verdicts are judged with: the criteria and the history so far.
-#[derive(Debug)]
-struct Verdicts {
-    criteria: Criteria,
-    history: History,
-}
-
-impl Verdicts {
-    fn new(criteria: Criteria) -> Arc<Mutex<Self>> {
-        Arc::new(Mutex::new(Verdicts {
-            criteria,
-            history: History::new(criteria.thresholds.longest_window()),
-        }))
-    }
-}
-
-/// Evaluates (after observing `snapshot`, when `observe`) the verdicts at `now`.
-fn judge(
-    verdicts: &Mutex<Verdicts>,
-    snapshot: &Snapshot,
-    ready: bool,
-    now: f64,
-    observe: bool,
-) -> Arc<Report> {
-    let mut verdicts = verdicts
-        .lock()
-        .expect("the verdict lock is never poisoned: judging does not panic");
-    if observe && ready {
-        verdicts.history.observe(snapshot, now);
-    }
-    Arc::new(verdict::evaluate(
-        snapshot,
-        &verdicts.history,
-        &verdicts.criteria,
-        ready,
-        now,
-    ))
 }
 
 impl Published {
@@ -498,57 +408,7 @@ impl Published {
     /// one gzip member: the cached compressed pieces, the scrape-time part compressed now, and
     /// a trailer whose CRC is combined from the pieces'.
     pub fn body(&self, format: Format, gzip: bool, now: f64) -> ScrapeBody {
-        let rendered = self.rendered_at(now);
-        let index = format_index(format);
-        let tail = rendered.tail(format, now);
-        let mut pieces = Vec::with_capacity(4 * rendered.families.len() + 3);
-        let mut length = 0;
-        let mut push = |piece: Piece, len: usize| {
-            length += len;
-            pieces.push(piece);
-        };
-        if gzip {
-            let tail = deflate::Piece::compress(&tail);
-            let mut checksum = Checksum::default();
-            push(Piece::Bytes(Bytes::from_static(&deflate::GZIP_HEADER)), 10);
-            for family in &rendered.families {
-                let header = &family.header.deflated[index];
-                checksum = checksum.then(header.plain).then(family.checksum);
-                for piece in std::iter::once(header).chain(&family.deflated) {
-                    push(Piece::Bytes(piece.deflated.clone()), piece.deflated.len());
-                }
-            }
-            checksum = checksum.then(tail.plain);
-            push(Piece::Bytes(tail.deflated.clone()), tail.deflated.len());
-            let trailer = deflate::trailer(checksum);
-            push(
-                Piece::Bytes(Bytes::copy_from_slice(&trailer)),
-                trailer.len(),
-            );
-        } else {
-            for family in &rendered.families {
-                let header = &family.header.plain[index];
-                push(Piece::Bytes(header.clone()), header.len());
-                match &family.samples {
-                    Some(samples) => {
-                        for chunk in samples {
-                            push(Piece::Bytes(chunk.clone()), chunk.len());
-                        }
-                    }
-                    None => {
-                        for piece in &family.deflated {
-                            push(
-                                Piece::Inflate(piece.deflated.clone()),
-                                piece.plain.len as usize,
-                            );
-                        }
-                    }
-                }
-            }
-            let len = tail.len();
-            push(Piece::Bytes(Bytes::from(tail)), len);
-        }
-        ScrapeBody { length, pieces }
+        body::assemble(&self.rendered_at(now), format, gzip, now)
     }
 }
 
@@ -566,18 +426,7 @@ pub fn publish(
     settings: &Settings,
 ) {
     let verdicts = Arc::clone(&current(shared).verdicts);
-    {
-        let mut state = verdicts
-            .lock()
-            .expect("the verdict lock is never poisoned: judging does not panic");
-        let criteria = Criteria::of(settings);
-        if state.criteria != criteria {
-            state.criteria = criteria;
-            state
-                .history
-                .set_window(criteria.thresholds.longest_window());
-        }
-    }
+    Verdicts::adopt(&verdicts, Criteria::of(settings));
     let published = Arc::new(Published::build(source, now, ready, verdicts));
     *shared
         .write()
@@ -646,8 +495,8 @@ mod tests {
     /// exporter-wide samples (discovery health, request counts).
     fn busy_snapshot(workspaces: usize) -> Snapshot {
         let status =
-            include_str!("../tests/data/honcho/dev-1790/queue-status__globex-research.json");
-        let page = include_str!("../tests/data/honcho/dev-1790/work-units__acme-support.json");
+            include_str!("../../tests/data/honcho/dev-1790/queue-status__globex-research.json");
+        let page = include_str!("../../tests/data/honcho/dev-1790/work-units__acme-support.json");
         let health = crate::snapshot::EndpointHealth {
             up: true,
             last_success: Some(1_795_318_000.0),

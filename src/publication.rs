@@ -33,7 +33,7 @@ use crate::exposition::deflate::{self, Checksum, Compressor, Inflater};
 use crate::exposition::{self, Format};
 use crate::families::{self, Part};
 use crate::metric::MetricFamily;
-use crate::snapshot::{ExporterStats, Snapshot};
+use crate::snapshot::{ExporterStats, RollupMemory, Snapshot};
 
 /// What can produce the servable [`Snapshot`] at any time: values past their bound left out.
 pub trait SnapshotSource: Send + Sync {
@@ -299,6 +299,10 @@ pub struct Published {
     rendered: Mutex<Arc<Rendered>>,
     /// Whether the exporter has data to serve (readiness).
     pub ready: bool,
+    /// What the workspace ceiling decided for this publication, for the next one (its
+    /// hysteresis and counter live from publication to publication, across reloads). Set and
+    /// read by `crate::source::publish` only; this module does not look at it.
+    pub ceiling: RollupMemory,
 }
 
 impl std::fmt::Debug for Published {
@@ -329,6 +333,7 @@ impl Published {
             source: Arc::new(Fixed(snapshot)),
             rendered: Mutex::new(Arc::new(rendered)),
             ready,
+            ceiling: RollupMemory::default(),
         }
     }
 
@@ -343,6 +348,7 @@ impl Published {
             source,
             rendered: Mutex::new(Arc::new(rendered)),
             ready,
+            ceiling: RollupMemory::default(),
         }
     }
 
@@ -540,6 +546,7 @@ mod tests {
             source: Arc::new(Fixed(Snapshot::default())),
             rendered: Mutex::new(Arc::new(rendered.clone())),
             ready: true,
+            ceiling: RollupMemory::default(),
         };
         let body = published.body(format, gzip, now);
         let length = body.length;

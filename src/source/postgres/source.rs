@@ -240,7 +240,13 @@ impl PostgresSource {
             Err(error) => self.fail(error),
         }
         self.counters.cycle_done(started.elapsed());
-        crate::source::publish(&self.published, Arc::new(self.view()), unix_now(), true);
+        crate::source::publish(
+            &self.published,
+            &self.settings,
+            Arc::new(self.view()),
+            unix_now(),
+            true,
+        );
     }
 
     fn fail(&mut self, error: PostgresError) {

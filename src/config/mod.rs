@@ -58,6 +58,8 @@ pub struct Settings {
     pub sessions: SessionSettings,
     /// The work-units walk and its per-unit detail.
     pub work_units: WorkUnitSettings,
+    /// What is exported of what is polled: the workspace ceiling and the detail switches.
+    pub export: ExportSettings,
     /// Classification thresholds.
     pub classify: ClassifySettings,
     /// Thresholds of the verdicts (`/`, `/status`, `doctor`, `honcho_queue_verdict`).
@@ -289,6 +291,22 @@ pub struct SessionSettings {
     pub max_per_workspace: usize,
 }
 
+/// What is exported of what is polled (README's series budget): the workspace ceiling, and the
+/// detail families, each a large share of a workspace's series that an operator may not need.
+#[derive(Debug, Clone, Copy)]
+pub struct ExportSettings {
+    /// `workspaces.max_exported`: workspaces exported in full (top by pending backlog); the
+    /// rest are summed into `workspace="__other__"`, so one Prometheus copes with any number of
+    /// workspaces. 0: no ceiling.
+    pub max_exported_workspaces: usize,
+    /// `honcho_queue_session_items`.
+    pub session_items: bool,
+    /// `honcho_queue_session_info`.
+    pub session_info: bool,
+    /// `honcho_queue_work_unit_age_seconds`, `…_tokens_until_threshold`, `…_pending_tokens`.
+    pub work_unit_detail: bool,
+}
+
 /// The work-units walk and its per-unit detail.
 #[derive(Debug, Clone)]
 pub struct WorkUnitSettings {
@@ -448,6 +466,12 @@ impl Settings {
                 page_size: 0,
                 max_pages: 0,
                 detail_limit: 0,
+            },
+            export: ExportSettings {
+                max_exported_workspaces: 0,
+                session_items: false,
+                session_info: false,
+                work_unit_detail: false,
             },
             classify: ClassifySettings {
                 overdue_after: Duration::ZERO,

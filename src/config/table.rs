@@ -503,6 +503,20 @@ pub static SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        key: "workspaces.max_exported",
+        flag: Flag::Single("--workspaces.max-exported"),
+        value_name: "N",
+        shape: Shape::Scalar,
+        is_path: false,
+        default: Default::Text("250"),
+        help: "Workspaces exported in full (top by pending backlog, then oldest ready item); the rest are summed into workspace __other__ (0: no limit)",
+        details: "Sums per state stay exact (oldest timestamps: the minimum); per-session and per-unit detail exist for the exported workspaces only. A workspace exported in full keeps its place until it ranks a tenth of N (at least 1) below the top N, so the boundary does not churn series every cycle.",
+        apply: |settings, value| {
+            settings.export.max_exported_workspaces = value.scalar(at_least(0))?;
+            Ok(())
+        },
+    },
+    Setting {
         key: "sessions.max_per_workspace",
         flag: Flag::Single("--sessions.max-per-workspace"),
         value_name: "N",
@@ -555,6 +569,48 @@ pub static SETTINGS: &[Setting] = &[
         details: "",
         apply: |settings, value| {
             settings.work_units.detail_limit = value.scalar(at_least(0))?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "metrics.session_items",
+        flag: Flag::None,
+        value_name: "BOOL",
+        shape: Shape::Scalar,
+        is_path: false,
+        default: Default::Text("true"),
+        help: "Export honcho_queue_session_items",
+        details: "",
+        apply: |settings, value| {
+            settings.export.session_items = value.scalar(parse_bool)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "metrics.session_info",
+        flag: Flag::None,
+        value_name: "BOOL",
+        shape: Shape::Scalar,
+        is_path: false,
+        default: Default::Text("true"),
+        help: "Export honcho_queue_session_info",
+        details: "",
+        apply: |settings, value| {
+            settings.export.session_info = value.scalar(parse_bool)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "metrics.work_unit_detail",
+        flag: Flag::None,
+        value_name: "BOOL",
+        shape: Shape::Scalar,
+        is_path: false,
+        default: Default::Text("true"),
+        help: "Export the per-unit detail families (honcho_queue_work_unit_age_seconds, …_tokens_until_threshold, …_pending_tokens)",
+        details: "",
+        apply: |settings, value| {
+            settings.export.work_unit_detail = value.scalar(parse_bool)?;
             Ok(())
         },
     },

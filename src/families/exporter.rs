@@ -4,7 +4,7 @@
 //! part it is given, nothing else; the database source's own numbers are in `source.rs`.
 
 use crate::metric::{MetricFamily, MetricType};
-use crate::snapshot::{EndpointHealth, ExporterStats, Snapshot};
+use crate::snapshot::{CAPPED_WORKSPACES, EndpointHealth, ExporterStats, Snapshot};
 
 use super::source::postgres_families;
 use super::{Labels, Part, UPSTREAM_LABEL, global_only, labels};
@@ -158,26 +158,40 @@ fn server_families(stats: &ExporterStats) -> [MetricFamily; 2] {
     [features, generation]
 }
 
-/// What the snapshot covers: workspaces polled, series dropped by caps.
-fn coverage_families(snapshot: &Snapshot) -> [MetricFamily; 2] {
+/// What the snapshot covers: workspaces polled, series dropped by caps, and (once the
+/// workspace ceiling first rolled workspaces up) the workspaces folded into `__other__`.
+fn coverage_families(snapshot: &Snapshot) -> Vec<MetricFamily> {
+    let rollup = snapshot.exporter.rollup;
     let mut workspaces = MetricFamily::new(
         "honcho_exporter_workspaces",
         "Workspaces polled",
         MetricType::Gauge,
     );
-    workspaces.push(Vec::new(), snapshot.workspaces.len() as f64);
+    let polled = rollup.map_or(snapshot.workspaces.len() as u64, |stats| stats.polled);
+    workspaces.push(Vec::new(), polled as f64);
     let mut capped = MetricFamily::new(
         "honcho_exporter_series_capped",
         "Series not exported because of a cap (session_items: sessions folded into __other__; work_unit_detail: problem units beyond the detail limit), summed over polls",
         MetricType::Counter,
     );
-    for family in ["session_items", "work_unit_detail"] {
-        capped.push(
-            labels(&[("family", family)]),
-            *snapshot.exporter.capped.get(family).unwrap_or(&0) as f64,
-        );
+    for family in ["session_items", "work_unit_detail", CAPPED_WORKSPACES] {
+        let count = snapshot.exporter.capped.get(family);
+        if family == CAPPED_WORKSPACES && rollup.is_none() {
+            continue;
+        }
+        capped.push(labels(&[("family", family)]), *count.unwrap_or(&0) as f64);
     }
-    [workspaces, capped]
+    let mut families = vec![workspaces, capped];
+    if let Some(stats) = rollup {
+        let mut rolled_up = MetricFamily::new(
+            "honcho_exporter_workspaces_rolled_up",
+            "Workspaces beyond workspaces.max_exported, summed into workspace=__other__ (exported once the ceiling was first reached)",
+            MetricType::Gauge,
+        );
+        rolled_up.push(Vec::new(), stats.rolled_up as f64);
+        families.push(rolled_up);
+    }
+    families
 }
 
 fn build_family() -> MetricFamily {

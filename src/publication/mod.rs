@@ -42,7 +42,7 @@ use crate::exposition::deflate::{self, Checksum, Compressor};
 use crate::exposition::{self, Format};
 use crate::families::{self, Part};
 use crate::metric::MetricFamily;
-use crate::snapshot::{ExporterStats, Snapshot};
+use crate::snapshot::{ExporterStats, RollupMemory, Snapshot};
 use crate::verdict::{self, Criteria, Report};
 
 mod body;
@@ -287,6 +287,10 @@ pub struct Published {
     verdicts: Arc<Mutex<Verdicts>>,
     /// Whether the exporter has data to serve (readiness).
     pub ready: bool,
+    /// What the workspace ceiling decided for this publication, for the next one (its
+    /// hysteresis and counter live from publication to publication, across reloads). Set and
+    /// read by `crate::source::publish` only; this module does not look at it.
+    pub ceiling: RollupMemory,
 }
 
 impl std::fmt::Debug for Published {
@@ -338,6 +342,7 @@ impl Published {
             rendered: Mutex::new(Arc::new(rendered)),
             verdicts,
             ready: self.ready,
+            ceiling: self.ceiling,
         }
     }
 
@@ -371,6 +376,7 @@ impl Published {
             rendered: Mutex::new(Arc::new(rendered)),
             verdicts,
             ready,
+            ceiling: RollupMemory::default(),
         }
     }
 
@@ -424,10 +430,13 @@ pub fn publish(
     now: f64,
     ready: bool,
     settings: &Settings,
+    ceiling: RollupMemory,
 ) {
     let verdicts = Arc::clone(&current(shared).verdicts);
     Verdicts::adopt(&verdicts, Criteria::of(settings));
-    let published = Arc::new(Published::build(source, now, ready, verdicts));
+    let mut published = Published::build(source, now, ready, verdicts);
+    published.ceiling = ceiling;
+    let published = Arc::new(published);
     *shared
         .write()
         .expect("the publication lock is never poisoned: nothing panics while holding it") =
@@ -547,6 +556,7 @@ mod tests {
             rendered: Mutex::new(Arc::new(rendered.clone())),
             verdicts: Verdicts::new(Criteria::of(&Settings::defaults())),
             ready: true,
+            ceiling: RollupMemory::default(),
         };
         let body = published.body(format, gzip, now);
         let length = body.length;
@@ -632,6 +642,7 @@ mod tests {
             100.0,
             true,
             &settings,
+            RollupMemory::default(),
         );
         publish(
             &shared,
@@ -639,6 +650,7 @@ mod tests {
             250.0,
             true,
             &settings,
+            RollupMemory::default(),
         );
         let published = current(&shared);
         let report = published.verdicts(250.0);
@@ -652,7 +664,14 @@ mod tests {
         );
         // A reload's new thresholds apply from the next publication, the history kept.
         settings.verdict.stuck_after = std::time::Duration::from_secs(1);
-        publish(&shared, Arc::new(Fixed(snapshot)), 300.0, true, &settings);
+        publish(
+            &shared,
+            Arc::new(Fixed(snapshot)),
+            300.0,
+            true,
+            &settings,
+            RollupMemory::default(),
+        );
         let report = current(&shared).verdicts(300.0);
         assert_eq!(report.history_seconds, 200.0);
     }

@@ -11,13 +11,17 @@
 //!   bounded by K and the session cap, plus 8 bytes per unit for de-duplication (a unit can
 //!   reappear on a later page when the deriver moves its oldest item while we walk).
 //! - [`Snapshot`] is the immutable result of one poll cycle, handed to [`crate::families`].
+//! - [`select_exported`], [`roll_up`], [`strip_detail`]: the ceiling on cardinality applied to a
+//!   snapshot before it is rendered (top N workspaces in full, the rest summed into
+//!   `workspace="__other__"`; detail families switched off).
 //!
 //! Layout: this file holds the snapshot's types; `status.rs` [`summarize_status`];
 //! `work_units.rs` the walk's result types and [`merge_head`]; `aggregator.rs` the streaming
-//! [`WorkUnitAggregator`] and its de-duplication memory. Everything is re-exported here, so
+//! [`WorkUnitAggregator`] and its de-duplication memory; `rollup.rs` the ceiling. Everything is re-exported here, so
 //! callers name `crate::snapshot::…` only.
 
 mod aggregator;
+mod rollup;
 mod status;
 mod work_units;
 
@@ -28,6 +32,10 @@ use crate::honcho::types::ItemCounts;
 use crate::honcho::{Endpoint, RequestCounts};
 
 pub use aggregator::WorkUnitAggregator;
+pub use rollup::{
+    CAPPED_WORKSPACES, DetailSwitches, OTHER_WORKSPACES, RollupMemory, RollupStats,
+    hysteresis_margin, rank, roll_up, select_exported, strip_detail,
+};
 pub use status::{NO_SESSION, OTHER_SESSIONS, SessionRow, StatusSummary, summarize_status};
 pub use work_units::{UnitCell, UnitDetail, WorkUnitAggregate, merge_head};
 
@@ -113,6 +121,9 @@ pub struct ExporterStats {
     pub token_reload_errors: Option<BTreeMap<&'static str, u64>>,
     /// The database source's own numbers; `None` with the API source.
     pub postgres: Option<PostgresStats>,
+    /// The workspace ceiling's numbers, once it first rolled workspaces up into `__other__`
+    /// (`None` before: the output is as without a ceiling).
+    pub rollup: Option<RollupStats>,
 }
 
 /// The database source's self-metrics.

@@ -2,6 +2,7 @@
 //! `tests/data/`. Modules share helpers through `util` and `validators`.
 
 mod alerts_e2e;
+mod ceiling;
 mod config_errors;
 mod daemon;
 mod dashboard_lint;

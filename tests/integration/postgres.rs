@@ -423,6 +423,39 @@ async fn honcho_2_schema_gives_every_generation_c_number() {
     numbers_on("honcho2").await;
 }
 
+#[tokio::test]
+async fn beyond_the_workspace_ceiling_the_database_source_exports_other_with_exact_sums() {
+    if !ready() {
+        return;
+    }
+    let cluster = cluster();
+    let database = cluster.database("honcho3");
+    cluster.psql(&database, QUEUE);
+    let mut settings = settings(&database, env_password());
+    settings.export.max_exported_workspaces = 1;
+    let mut harness = Harness::new(settings);
+    let text = harness.cycle().await;
+    // acme has the backlog and is exported in full; empty is the whole of __other__.
+    assert_has(
+        &text,
+        r#"honcho_queue_items{workspace="acme",state="pending_ready"} 2"#,
+    );
+    assert_has(
+        &text,
+        r#"honcho_queue_items{workspace="__other__",state="pending_stalled"} 0"#,
+    );
+    assert!(
+        !text.contains(r#"workspace="empty""#),
+        "a folded workspace has no series of its own:\n{text}"
+    );
+    assert_has(&text, "honcho_exporter_workspaces 2");
+    assert_has(&text, "honcho_exporter_workspaces_rolled_up 1");
+    assert_has(
+        &text,
+        r#"honcho_exporter_series_capped_total{family="workspaces"} 1"#,
+    );
+}
+
 /// The reason counted on the last failed cycle.
 fn error_count(text: &str, reason: &str) -> u64 {
     let prefix =

@@ -173,7 +173,7 @@ impl Poller {
             token_reload_errors: self.client.token_reload_errors(),
         });
         let next_expiry = self.state.next_expiry(now);
-        crate::source::publish(&self.published, source, now, self.ready, &self.settings);
+        crate::source::publish(&self.published, &self.settings, source, now, self.ready);
         next_expiry
     }
 

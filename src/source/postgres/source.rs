@@ -242,10 +242,10 @@ impl PostgresSource {
         self.counters.cycle_done(started.elapsed());
         crate::source::publish(
             &self.published,
+            &self.settings,
             Arc::new(self.view()),
             unix_now(),
             true,
-            &self.settings,
         );
     }
 

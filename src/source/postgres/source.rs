@@ -1,5 +1,6 @@
 //! The database source's poll loop (`poll.source: postgres`): on its own timer, one read-only
-//! transaction per cycle over all workspaces, mapped by [`super::mapping`] onto the same
+//! transaction per cycle over the selected workspaces (the selection is applied before the
+//! query and passed to it, so the database reads only their rows), mapped by [`super::mapping`] onto the same
 //! per-workspace records the API poller stores, built into the same [`Snapshot`] and published
 //! through the same [`Published`] handle, so `/metrics` cannot tell the sources apart except by
 //! the self-metrics.
@@ -18,15 +19,15 @@ use futures_util::FutureExt;
 
 use super::connection::{self, CycleCost, SchemaInfo};
 use super::error::PostgresError;
-use super::mapping::{CycleAccumulator, MappingSettings, WorkspaceResult};
-use super::queries::honcho_of_revision;
+use super::mapping::{CycleAccumulator, MappingSettings, WorkspaceResult, overdue_boundary_micros};
+use super::queries::{CycleParameters, honcho_of_revision};
 use crate::config::postgres_url::ConnectOptions;
 use crate::config::secret_file::{SecretFile, Trim};
 use crate::config::{Secret, Settings, TokenSource};
 use crate::publication::{SharedPublished, SnapshotSource, unix_now};
 use crate::snapshot::{ExporterStats, Generation, PostgresStats, Snapshot, WorkspaceSnapshot};
 use crate::source::bookkeeping::{Counters, Health, Stamp, Transition, next_bound};
-use crate::source::selection::select_workspaces;
+use crate::source::selection::{select_workspaces, selects_everything};
 use crate::upstream::Endpoint;
 
 /// Why the database source could not start.
@@ -316,6 +317,7 @@ impl PostgresSource {
         };
         let now = unix_now();
         let selection = &settings.workspaces;
+        let shard = settings.shard;
         let client = self.client.as_mut().expect("a client was connected above");
         let reading =
             connection::read_cycle(client, settings.postgres.statement_timeout, |names| {
@@ -324,8 +326,19 @@ impl PostgresSource {
                 } else {
                     selection.static_list.clone()
                 };
-                let selected = select_workspaces(names, selection, settings.shard);
-                CycleAccumulator::new(mapping, &selected, now)
+                let selected = select_workspaces(names, selection, shard);
+                // The database reads only the selected workspaces' rows (a shard its share);
+                // selecting everything needs no filter.
+                let filter = (!selects_everything(selection, shard)).then(|| selected.clone());
+                let parameters = CycleParameters::new(
+                    filter,
+                    mapping.batch_max_tokens,
+                    mapping.flush_enabled,
+                    overdue_boundary_micros(now, mapping.overdue_after),
+                    mapping.detail_limit,
+                    &mapping.scopes,
+                );
+                (CycleAccumulator::new(mapping, &selected), parameters)
             });
         match tokio::time::timeout(budget, reading).await {
             Ok(Ok((accumulator, cost))) => Ok(Some((accumulator.finish(), cost))),

@@ -177,8 +177,9 @@ fn unix_seconds(micros: i64) -> f64 {
 }
 
 /// The overdue boundary the query compares with (`$4`): a stalled unit whose oldest row is at
-/// microsecond `o` is overdue when `now − o/10⁶ > overdue_after`, i.e. `o < ceil((now −
-/// overdue_after) × 10⁶)` — the classification of `classify.rs` at the age the API path computes.
+/// microsecond `o` is overdue when `now − o/10⁶ > overdue_after`, i.e. when
+/// `o < ceil((now − overdue_after) × 10⁶)` — the classification of `classify.rs` at the age the
+/// API path computes.
 pub fn overdue_boundary_micros(now: f64, overdue_after: Duration) -> i64 {
     ((now - overdue_after.as_secs_f64()) * 1e6).ceil() as i64
 }

@@ -1,9 +1,9 @@
 //! The database source's poll loop (`poll.source: postgres`): on its own timer, one read-only
 //! transaction per cycle over the selected workspaces (the selection is applied before the
-//! query and passed to it, so the database reads only their rows), mapped by [`super::mapping`] onto the same
-//! per-workspace records the API poller stores, built into the same [`Snapshot`] and published
-//! through the same [`Published`] handle, so `/metrics` cannot tell the sources apart except by
-//! the self-metrics.
+//! query and passed to it, so the database reads only their rows), mapped by
+//! [`super::mapping`] onto the same per-workspace records the API poller stores, built into the
+//! same [`Snapshot`] and published through the same [`Published`] handle, so `/metrics` cannot
+//! tell the sources apart except by the self-metrics.
 //!
 //! Owns: the one connection (reused; reconnected with capped backoff when it breaks or the
 //! password file changes), the schema check at start and after every reconnect or schema

@@ -64,18 +64,31 @@ EXPORTER=${EXPORTER:-target/release/honcho_exporter}
 EXPORTERS=${EXPORTERS:-$EXPORTER}
 session="SET jit = off; SET work_mem = '64MB'"
 
-# The cycle query's own time (ms, median of REPEATS runs, default three, no per-node timing) for one selection, and
-# the rows it returns; defaults (detail limit 20, threshold 1024, flush off, overdue 1815 s).
+# The cycle query's own cost for one selection at defaults (detail limit 20, threshold 1024,
+# flush off, overdue 1815 s): "rows ms cpu_ms" of the median of REPEATS runs (default three) —
+# the rows returned, the execution time without per-node timing (EXPLAIN (ANALYZE, TIMING OFF))
+# and the server backend's own CPU time for the statement (utime + stime from /proc, which other
+# load on the machine does not inflate the way it inflates wall time).
 query_ms() {
   local db=$1 selection=$2
   local boundary
   boundary=$(python3 -c 'import time; print(int((time.time() - 1815) * 1e6))')
   for _ in $(seq 1 "${REPEATS:-3}"); do
-    psql -d "$db" -At -c "$session" \
-      -c "PREPARE cycle(text[], int8, bool, int8, int8, text[], text[], text[]) AS $cycle_sql" \
-      -c "EXPLAIN (ANALYZE, TIMING OFF) EXECUTE cycle($selection, 1024, false, $boundary, 20, '{}', '{}', '{}')" |
-      sed -n -e 's/^Execution Time: \([0-9.]*\) ms/\1/p' -e '1s/.*actual rows=\([0-9]*\).*/\1/p' | tr '\n' ' '
-    echo
+    psql -d "$db" -At -f - <<SQL | tr '\n' ' ' | python3 -c '
+import re, sys
+text = sys.stdin.read()
+ticks = [int(t) for t in re.findall(r"TICKS (\d+)", text)]
+rows = re.search(r"actual rows=(\d+)", text).group(1)
+ms = re.search(r"Execution Time: ([0-9.]+) ms", text).group(1)
+print(rows, ms, (ticks[1] - ticks[0]) * 10)'
+$session;
+PREPARE cycle(text[], int8, bool, int8, int8, text[], text[], text[]) AS $cycle_sql;
+SELECT pg_backend_pid() AS backend \gset
+\setenv BACKEND :backend
+\! awk '{print "TICKS", \$14 + \$15}' /proc/\$BACKEND/stat
+EXPLAIN (ANALYZE, TIMING OFF) EXECUTE cycle($selection, 1024, false, $boundary, 20, '{}', '{}', '{}');
+\! awk '{print "TICKS", \$14 + \$15}' /proc/\$BACKEND/stat
+SQL
   done | sort -n -k2 | sed -n "$(( (${REPEATS:-3} + 1) / 2 ))p"
 }
 
@@ -176,16 +189,18 @@ SQL
   fi
   psql -d "$db" -At -c "$session" -c "PREPARE cycle(text[], int8, bool, int8, int8, text[], text[], text[]) AS $cycle_sql" \
     -c "SELECT count(*) FROM cycle(NULL, 1024, false, 0, 10, '{}', '{}', '{}')" >/dev/null 2>&1 || true
-  read -r rows one <<<"$(query_ms "$db" NULL)"
-  echo "=> query, all workspaces: $one ms = $(python3 -c "print(f'{$one * 1000 / $n:.2f}')") µs per unprocessed row, $rows rows returned"
+  read -r rows one one_cpu <<<"$(query_ms "$db" NULL)"
+  echo "=> query, all workspaces: $one ms = $(python3 -c "print(f'{$one * 1000 / $n:.2f}')") µs per unprocessed row (backend CPU $one_cpu ms = $(python3 -c "print(f'{$one_cpu * 1000 / $n:.2f}')") µs per row), $rows rows returned"
   sum=0
+  sum_cpu=0
   for index in 0 1 2 3; do
     array=$(shard_array "$db" 4 "$index")
-    read -r rows ms <<<"$(query_ms "$db" "$array")"
-    echo "=> query, shard $index of 4: $ms ms, $rows rows returned"
+    read -r rows ms cpu <<<"$(query_ms "$db" "$array")"
+    echo "=> query, shard $index of 4: $ms ms (backend CPU $cpu ms), $rows rows returned"
     sum=$(python3 -c "print($sum + $ms)")
+    sum_cpu=$(python3 -c "print($sum_cpu + $cpu)")
   done
-  echo "=> query, 4 shards together: $sum ms = $(python3 -c "print(f'{$sum / $one:.2f}')") x one pass"
+  echo "=> query, 4 shards together: $sum ms = $(python3 -c "print(f'{$sum / $one:.2f}')") x one pass; backend CPU $sum_cpu ms = $(python3 -c "print(f'{$sum_cpu / max($one_cpu, 1):.2f}')") x one pass"
   for binary in ${BASELINE:-}; do exporter_cycle "$db" "$binary" "$binary all (baseline)"; done
   for binary in $EXPORTERS; do
     exporter_cycle "$db" "$binary" "$binary all"

@@ -44,5 +44,5 @@ PY
 kill "$pid"; wait "$pid" 2>/dev/null || true
 rm -f "$config"
 latency=$(sed -n 's/^query_latency_sum{.*query="\([a-z_]*\)".*} \([0-9.e+-]*\)$/\1=\2/p' <<<"$metrics" | tr '\n' ' ')
-total=$(sed -n 's/^query_latency_sum{.*} \([0-9.e+-]*\)$/\1/p' <<<"$metrics" | paste -sd+ | bc -l)
+total=$(sed -n 's/^query_latency_sum{.*} \([0-9.e+-]*\)$/\1/p' <<<"$metrics" | python3 -c 'import sys; print(f"{sum(float(v) for v in sys.stdin):.2f}")')
 echo "=> query-exporter: database (query latency) ${total} s [$latency], process CPU $cpu s, peak RSS $((rss / 1024)) MiB, series ${scrape% *}, scrape ${scrape#* } ms"

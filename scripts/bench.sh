@@ -6,7 +6,7 @@
 #   scripts/bench.sh            run everything, print the summary
 #   scripts/bench.sh --write    ... and rewrite the results section of BENCHMARKS.md
 #   scripts/bench.sh --quick    smaller scales (a smoke run of the script itself, a few minutes)
-#   scripts/bench.sh --only walk,latency,shards,peer,criterion,sizes,incident   run a subset
+#   scripts/bench.sh --only walk,latency,shards,peer,criterion,sizes,incident,database   run a subset
 #
 # What it measures (targets from the issues; see BENCHMARKS.md):
 #   walk       one poll cycle walking 1,000,000 work units of one workspace: units/s end to end
@@ -37,6 +37,13 @@
 #              the longest gap of its queue series, Honcho's busy fraction and peak in flight.
 #              With BENCH_INCIDENT_BEFORE=/path/to/an/older/honcho_exporter the same run is made
 #              with that binary too ("before").
+#   database   the database source at scale (issue 19, scripts/bench/postgres_scale.sh): a throwaway
+#              PostgreSQL 15 cluster loaded with generate_series, 1 M unprocessed rows over 1,000
+#              workspaces and 10 M over 100,000 (BENCH_DATABASE_CASES; quick: 100 k over 100):
+#              the cycle query's own database time (all workspaces, each of 4 shards), the
+#              exporter's cycle (database, mapping, CPU, peak RSS, series, scrape latency),
+#              unsharded and per shard, and query-exporter (PyPI, a venv in target/bench) running
+#              equivalent SQL on the same data. Skipped with a note without PostgreSQL 15.
 # Needs: cargo, curl, python3. Uses only 127.0.0.1 with ports chosen free at run time; stops
 # every process it starts.
 set -euo pipefail
@@ -45,7 +52,7 @@ repo=$(pwd)
 
 write=0
 quick=0
-only="walk,latency,shards,peer,criterion,sizes,incident"
+only="walk,latency,shards,peer,criterion,sizes,incident,database"
 while [ $# -gt 0 ]; do
   case "$1" in
     --write) write=1 ;;
@@ -353,6 +360,25 @@ if wants incident; then
       --label "$label" --json "$out/incident-$label.json" --logs "$out")"
     say "  $(tail -1 "$results")"
   done
+fi
+if wants database; then
+  if [ -x /usr/lib/postgresql/15/bin/initdb ]; then
+    database_cases=${BENCH_DATABASE_CASES:-1000000:1000 10000000:100000}
+    [ "$quick" = 1 ] && database_cases=${BENCH_DATABASE_CASES:-100000:100}
+    say "database: scripts/bench/postgres_scale.sh $database_cases"
+    record database_load "$(cut -d' ' -f1-3 /proc/loadavg)"
+    # shellcheck disable=SC2086 # the cases are words
+    EXPORTERS="$release/honcho_exporter" QUERY_EXPORTER=1 QE_VENV="$out/qe-venv" \
+      scripts/bench/postgres_scale.sh $database_cases >"$out/database.log" 2>&1 \
+      || { cat "$out/database.log" >&2; exit 1; }
+    line=0
+    while IFS= read -r result; do
+      line=$((line + 1))
+      record "database_$line" "$result"
+    done < <(grep -E '^(== |=> )' "$out/database.log")
+  else
+    record database_skipped "no PostgreSQL 15 (/usr/lib/postgresql/15/bin)"
+  fi
 fi
 record load_after "$(cut -d' ' -f1-3 /proc/loadavg)"
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The database source's one-pass query (src/postgres/queries.rs UNITS) on a throwaway
+# The database source's one-pass query (src/source/postgres/queries.rs UNITS) on a throwaway
 # PostgreSQL 15 cluster with Honcho's 3.x tables and indexes (tests/data/postgres/honcho-3.x.sql,
 # no index of our own): loads N unprocessed queue rows (3 rows per work unit, one message each,
 # 50 workspaces, every 4th unit a summary, 1 in 20 units claimed) plus N/10 processed rows, then
@@ -25,7 +25,7 @@ trap 'as_pg "$BIN/pg_ctl" -D "$dir/data" -m fast stop >/dev/null 2>&1 || true; r
 psql() { "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres "$@"; }
 units_sql=$(python3 - <<'PY'
 import re
-text = open("src/postgres/queries.rs").read()
+text = open("src/source/postgres/queries.rs").read()
 start = text.index('pub const UNITS: &str = "\\\n') + len('pub const UNITS: &str = "\\\n')
 print(text[start:text.index('";', start)].replace('\\"', '"'))
 PY

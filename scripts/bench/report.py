@@ -390,6 +390,23 @@ def shard_section(values):
     return out
 
 
+def database_section(values):
+    """Issue 19: the database source at scale, as scripts/bench/postgres_scale.sh printed it."""
+    heading = ["", "### Database source at scale (issue 19)", ""]
+    if "database_skipped" in values:
+        return heading + [f"Skipped: {values['database_skipped']}."]
+    keys = sorted(
+        (key for key in values if key.startswith("database_") and key[9:].isdigit()),
+        key=lambda key: int(key[9:]),
+    )
+    if not keys:
+        return []
+    return heading + [
+        f"`scripts/bench/postgres_scale.sh` (load average before: {values.get('database_load', '?')}):",
+        "",
+    ] + [f"- {values[key].removeprefix('=> ').removeprefix('== ').strip()}" for key in keys]
+
+
 def incident_section(values):
     """Issue 9's 403 s incident, time-scaled: one row per run (before/after)."""
     runs = [label for label in ("before", "after") if f"incident_{label}" in values]
@@ -602,6 +619,7 @@ def render(values):
             ),
         ]
     out += incident_section(values)
+    out += database_section(values)
     out += [
         "",
         "Commands: `scripts/bench.sh --write` (everything above); `cargo bench --bench "

@@ -42,6 +42,15 @@ pub fn select_workspaces(
     selected
 }
 
+/// Whether [`select_workspaces`] keeps every name it is given from discovery: no static list,
+/// no allow or deny pattern, one shard. A source can then skip filtering by name altogether.
+pub fn selects_everything(selection: &WorkspaceSelection, shard: ShardSettings) -> bool {
+    selection.static_list.is_empty()
+        && selection.allow.is_none()
+        && selection.deny.is_none()
+        && shard.count <= 1
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +123,31 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn only_discovery_without_patterns_or_shards_selects_everything() {
+        let everything = WorkspaceSelection {
+            static_list: Vec::new(),
+            allow: None,
+            deny: None,
+        };
+        let one = ShardSettings { count: 1, index: 0 };
+        assert!(selects_everything(&everything, one));
+        assert!(!selects_everything(
+            &everything,
+            ShardSettings { count: 4, index: 1 }
+        ));
+        let listed = WorkspaceSelection {
+            static_list: vec!["acme".into()],
+            ..everything.clone()
+        };
+        assert!(!selects_everything(&listed, one));
+        let denied = WorkspaceSelection {
+            deny: Some(regex::Regex::new("^(?:x)$").expect("regex")),
+            ..everything
+        };
+        assert!(!selects_everything(&denied, one));
     }
 
     #[test]

@@ -1224,3 +1224,69 @@ async fn the_landing_page_and_start_up_log_name_the_database_and_its_health() {
         "{started}"
     );
 }
+
+/// A workspace whose one queue row the cycle query cannot aggregate (its `created_at` is
+/// `infinity`, which has no microseconds since the epoch): a cycle that reads its rows fails
+/// with reason `query`, so a cycle that succeeds did not read them.
+fn poisoned_workspace(name: &str) -> String {
+    format!(
+        "INSERT INTO workspaces (id, name) VALUES ('{name}', '{name}');
+         INSERT INTO queue (session_id, payload, processed, task_type, work_unit_key, created_at, workspace_name)
+         VALUES (NULL, '{{}}', false, 'dream', 'dream:omni:{name}:a:b', 'infinity', '{name}');"
+    )
+}
+
+/// A workspace name whose shard of `count` differs from `acme`'s.
+fn name_outside_acmes_shard(count: u32) -> String {
+    use honcho_exporter::source::selection::shard_of;
+    (0..)
+        .map(|index| format!("poison-{index}"))
+        .find(|name| shard_of(name, count) != shard_of("acme", count))
+        .expect("some name hashes elsewhere")
+}
+
+#[tokio::test]
+async fn the_database_reads_only_the_selected_workspaces_rows() {
+    if !ready() {
+        return;
+    }
+    let cluster = cluster();
+    let database = cluster.database("honcho3");
+    cluster.psql(&database, QUEUE);
+    let poison = name_outside_acmes_shard(4);
+    cluster.psql(&database, &poisoned_workspace(&poison));
+
+    // Everything selected: the poisoned row is read and the cycle fails (the control).
+    let mut everything = Harness::new(settings(&database, env_password()));
+    let text = everything.cycle().await;
+    assert_has(&text, POSTGRES_DOWN);
+    assert_eq!(error_count(&text, "query"), 1, "{text}");
+
+    // A static list and a shard: only acme's rows are read, its numbers exact.
+    let mut listed = settings(&database, env_password());
+    listed.workspaces.static_list = vec!["acme".to_string()];
+    let mut sharded = settings(&database, env_password());
+    sharded.shard = honcho_exporter::config::ShardSettings {
+        count: 4,
+        index: honcho_exporter::source::selection::shard_of("acme", 4),
+    };
+    for (what, settings) in [
+        ("--workspaces acme", listed),
+        ("acme's shard of 4", sharded),
+    ] {
+        let text = Harness::new(settings).cycle().await;
+        assert_has(&text, POSTGRES_UP);
+        assert_has(
+            &text,
+            r#"honcho_queue_items{workspace="acme",state="pending_stalled"} 2"#,
+        );
+        assert_has(
+            &text,
+            r#"honcho_queue_work_units{workspace="acme",task_type="summary",state="in_progress"} 1"#,
+        );
+        assert!(
+            !text.contains(&format!("workspace=\"{poison}\"")),
+            "{what}: the poisoned workspace is not exported:\n{text}"
+        );
+    }
+}

@@ -1,18 +1,22 @@
 //! The connection to Honcho's database: the URL's options (libpq's `sslmode` values, the
 //! password from its file or variable), TLS through rustls with the `ring` provider (no
-//! OpenSSL), the schema check, and the cycle's read-only transaction that streams the one-pass
-//! query's rows into a [`CycleAccumulator`]. Holds no queue data between cycles.
+//! OpenSSL), the schema check, and the cycle's read-only transaction that streams the cycle
+//! query's aggregate rows into a [`CycleAccumulator`]. Holds no queue data between cycles.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{StreamExt, pin_mut};
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, IsolationLevel, NoTls, Row};
 
 use super::error::PostgresError;
-use super::mapping::{CycleAccumulator, UnitGroup};
-use super::queries::{self, ColumnCheck, NEEDED_COLUMNS, SchemaProblem, evaluate_schema};
+use super::mapping::{CycleAccumulator, CycleRow, StateItems, state_of_code};
+use super::queries::{
+    self, ColumnCheck, CycleParameters, NEEDED_COLUMNS, SchemaProblem, evaluate_schema, row_kind,
+};
+use crate::classify::UnitState;
 use crate::config::Secret;
 use crate::config::postgres_url::{ConnectOptions, TlsMode};
 
@@ -142,17 +146,18 @@ pub struct CycleCost {
     pub transaction: Duration,
     /// Of it, time spent in the exporter's own mapping of the rows.
     pub mapping: Duration,
-    /// Unit groups read.
-    pub groups: u64,
+    /// Aggregate rows read (they grow with workspaces and sessions, not with work units).
+    pub rows: u64,
 }
 
 /// Runs one cycle: in one read-only repeatable-read transaction (a consistent snapshot of all
-/// workspaces), the workspace list, then the one-pass query streamed into the accumulator that
-/// `make_accumulator` builds from the list.
+/// workspaces), the workspace list, then the cycle query — with the accumulator and the
+/// parameters (the selected workspaces among them) that `plan` builds from the list — streamed
+/// into the accumulator.
 pub async fn read_cycle(
     client: &mut Client,
     statement_timeout: Duration,
-    make_accumulator: impl FnOnce(Vec<String>) -> CycleAccumulator,
+    plan: impl FnOnce(Vec<String>) -> (CycleAccumulator, CycleParameters),
 ) -> Result<(CycleAccumulator, CycleCost), PostgresError> {
     let started = Instant::now();
     let transaction = client
@@ -163,7 +168,7 @@ pub async fn read_cycle(
         .await?;
     let milliseconds = statement_timeout.as_millis().max(1);
     transaction
-        // JIT compiling the one-pass query costs more than it saves (1.5 s at 100 k rows), and
+        // JIT compiling the cycle query costs more than it saves (1.5 s at 100 k rows), and
         // its hash aggregate spills to disk at the default 4 MB work_mem from ~100 k work units
         // (twice the time at 1 M rows): this one transaction may use WORK_MEM.
         .batch_execute(&format!(
@@ -178,18 +183,26 @@ pub async fn read_cycle(
         .map(|row| row.get(0))
         .collect();
     let mut mapping = Duration::ZERO;
-    let mut accumulator = make_accumulator(names);
-    let mut groups = 0u64;
-    let rows = transaction
-        .query_raw(queries::UNITS, std::iter::empty::<&str>())
-        .await?;
+    let (mut accumulator, parameters) = plan(names);
+    let mut count = 0u64;
+    let bound: [&(dyn ToSql + Sync); 8] = [
+        &parameters.workspaces,
+        &parameters.batch_max_tokens,
+        &parameters.flush_enabled,
+        &parameters.overdue_boundary_micros,
+        &parameters.detail_limit,
+        &parameters.scope_sessions,
+        &parameters.scope_observers,
+        &parameters.scope_senders,
+    ];
+    let rows = transaction.query_raw(queries::CYCLE, bound).await?;
     pin_mut!(rows);
     while let Some(row) = rows.next().await {
         let row = row?;
         let mapping_started = Instant::now();
-        accumulator.add(&unit_group(&row)?);
+        accumulator.add(&cycle_row(&row)?);
         mapping += mapping_started.elapsed();
-        groups += 1;
+        count += 1;
     }
     transaction.commit().await?;
     Ok((
@@ -197,28 +210,85 @@ pub async fn read_cycle(
         CycleCost {
             transaction: started.elapsed(),
             mapping,
-            groups,
+            rows: count,
         },
     ))
 }
 
-/// Reads one row of [`queries::UNITS`].
-fn unit_group(row: &Row) -> Result<UnitGroup<'_>, PostgresError> {
-    let count = |index: usize| -> Result<u64, PostgresError> {
-        let value: i64 = row.try_get(index)?;
-        u64::try_from(value).map_err(|_| PostgresError::Query(format!("negative count {value}")))
+/// Reads one row of [`queries::CYCLE`].
+fn cycle_row(row: &Row) -> Result<CycleRow<'_>, PostgresError> {
+    // A negative number (a corrupt row) counts as 0 rather than failing the cycle.
+    let number = |index: usize| -> Result<u64, PostgresError> {
+        let value: Option<i64> = row.try_get(index)?;
+        Ok(value.unwrap_or(0).max(0) as u64)
     };
-    Ok(UnitGroup {
-        workspace: row.try_get(0)?,
-        work_unit_key: row.try_get(1)?,
-        task_type: row.try_get(2)?,
-        session_id: row.try_get(3)?,
-        session_name: row.try_get(4)?,
-        completed: count(5)?,
-        unprocessed: count(6)?,
-        // A negative token count (a corrupt row) counts as 0 rather than failing the cycle.
-        tokens: row.try_get::<_, i64>(7).map(|value| value.max(0) as u64)?,
-        oldest_micros: row.try_get(8)?,
-        in_progress: row.try_get(9)?,
+    let text = |index: usize, what: &str| -> Result<&str, PostgresError> {
+        row.try_get::<_, Option<&str>>(index)?
+            .ok_or_else(|| PostgresError::Query(format!("cycle row without {what}")))
+    };
+    let state = || -> Result<UnitState, PostgresError> {
+        let code: Option<i32> = row.try_get(5)?;
+        code.and_then(state_of_code)
+            .ok_or_else(|| PostgresError::Query(format!("unknown unit state {code:?}")))
+    };
+    let micros = |index: usize| -> Result<i64, PostgresError> {
+        Ok(row.try_get::<_, Option<i64>>(index)?.unwrap_or(0))
+    };
+    let items = || -> Result<StateItems, PostgresError> {
+        Ok(StateItems {
+            completed: number(6)?,
+            in_progress: number(7)?,
+            stalled: number(8)?,
+            ready: number(9)?,
+        })
+    };
+    let workspace = text(1, "a workspace")?;
+    let kind: i16 = row.try_get(0)?;
+    Ok(match kind {
+        row_kind::CELL => CycleRow::Cell {
+            workspace,
+            task_type: text(3, "a task type")?,
+            state: state()?,
+            units: number(6)?,
+            items: number(7)?,
+            tokens: number(8)?,
+            oldest_micros: micros(9)?,
+            largest_gated_tokens: row
+                .try_get::<_, Option<i64>>(10)?
+                .map(|value| value.max(0) as u64),
+        },
+        row_kind::SESSION => CycleRow::Session {
+            workspace,
+            session_id: row.try_get(2)?,
+            session_name: row.try_get(4)?,
+            items: items()?,
+        },
+        row_kind::SCOPE => {
+            let place: Option<i32> = row.try_get(5)?;
+            let index = place
+                .and_then(|place| usize::try_from(place).ok())
+                .and_then(|place| place.checked_sub(1))
+                .ok_or_else(|| PostgresError::Query(format!("scope place {place:?}")))?;
+            CycleRow::Scope {
+                workspace,
+                index,
+                items: items()?,
+            }
+        }
+        row_kind::DETAIL => CycleRow::Detail {
+            workspace,
+            place: number(6)?,
+            work_unit_key: text(2, "a work unit key")?,
+            task_type: text(3, "a task type")?,
+            session_name: row.try_get(4)?,
+            state: state()?,
+            tokens: number(8)?,
+            oldest_micros: micros(9)?,
+        },
+        other => {
+            return Err(PostgresError::Query(format!(
+                "unknown cycle row kind {other}"
+            )));
+        }
     })
 }

@@ -1,53 +1,27 @@
-//! Pure mapping of the one-pass query's rows (one per work unit, processed rows included) onto
-//! what the API path produces for the same rows: the queue/status counts with the
-//! stalled/ready split, per-session counts, configured scopes and the work-units rows, fed
-//! through the *same* [`summarize_status`] and [`WorkUnitAggregator`] the API path uses, so the
-//! snapshot — and every metric family — is built by one code path whichever the source.
+//! Pure mapping of the cycle query's aggregate rows ([`super::queries::CYCLE`]: per workspace
+//! the task type × state cells, the per-session and per-scope item counts, and the top-K problem
+//! units) onto what the API path produces for the same queue: the queue/status counts with the
+//! stalled/ready split, capped per-session rows (through the *same* [`summarize_status`]), the
+//! work-unit aggregate (the same [`WorkUnitAggregate`] the API path's aggregator builds) and
+//! the configured scopes — so the snapshot, and every metric family, is built by one model
+//! whichever the source. The database classifies each unit (the rules of `classify.rs`, in SQL);
+//! the equivalence test (`tests/integration/postgres.rs`) keeps the two definitions one.
 //!
-//! The counting rules are those of `shared/honcho-api.md` (seed-002, generation C): an item is
-//! completed when processed, in progress when its work unit is claimed, else pending; a pending
-//! representation item is stalled when its unit's pending tokens are below the batch threshold
-//! and flush is off. Only the tracked task types reach this module (the query filters them).
-//!
-//! Memory: per workspace, the counts, one entry per session with rows, and the aggregator's
-//! bounded state; each unit goes to the aggregator as it arrives, borrowing the row's text.
-//! No I/O, no clock: callers pass `now`.
+//! Memory: per selected workspace, its counts, one entry per session with rows, at most
+//! `detail_limit` detail units and its scopes: bounded by workspaces and sessions, never by
+//! work units. No I/O, no clock: callers pass `now`.
 
-use std::borrow::Cow;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::classify::{TaskType, UnitState};
 use crate::config::Scope;
-use crate::honcho::types::{ItemCounts, QueueStatus, SessionStatus, WorkUnitRow};
-use crate::snapshot::{StatusSummary, WorkUnitAggregate, WorkUnitAggregator, summarize_status};
+use crate::honcho::types::{ItemCounts, QueueStatus, SessionStatus};
+use crate::snapshot::{StatusSummary, UnitDetail, WorkUnitAggregate, summarize_status};
 
-/// One row of the unit query: the rows of one (`work_unit_key`, `task_type`, `session_id`) in
-/// one workspace, borrowed from the driver's row.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnitGroup<'a> {
-    /// `queue.workspace_name`.
-    pub workspace: &'a str,
-    /// `queue.work_unit_key`.
-    pub work_unit_key: &'a str,
-    /// `queue.task_type`.
-    pub task_type: &'a str,
-    /// `queue.session_id` (internal id); `None` for dreams.
-    pub session_id: Option<&'a str>,
-    /// `sessions.name` of that id, when the session still exists.
-    pub session_name: Option<&'a str>,
-    /// Processed rows (completed items, errored ones included).
-    pub completed: u64,
-    /// Unprocessed rows (the unit's pending items).
-    pub unprocessed: u64,
-    /// Sum of `messages.token_count` over the unprocessed rows (0 for rows without a message).
-    pub tokens: u64,
-    /// Microseconds since the epoch of the oldest unprocessed row; `None` without any.
-    pub oldest_micros: Option<i64>,
-    /// The unit's key has an `active_queue_sessions` row (claimed by a deriver worker).
-    pub in_progress: bool,
-}
+use super::queries::unit_state;
 
-/// What the mapping needs to know besides the rows.
+/// What the mapping and the query need to know besides the rows.
 #[derive(Debug, Clone)]
 pub struct MappingSettings {
     /// Honcho's `DERIVER_REPRESENTATION_BATCH_MAX_TOKENS` (not stored in the database).
@@ -68,6 +42,7 @@ pub struct MappingSettings {
 /// `representation:{ws}:{session}:{observed}` (3.x), `representation:{ws}:{session}:{observer}:{observed}`
 /// (2.x), `dream:{type}:{ws}:{observer}:{observed}`; summaries name neither. This stands in for
 /// `payload->>'observer'` / `payload->>'observed'`, so the payload (users' messages) is never read.
+/// The cycle query parses keys the same way for the scopes' filters.
 pub fn key_peers(work_unit_key: &str) -> (Option<&str>, Option<&str>) {
     let parts: Vec<&str> = work_unit_key.split(':').collect();
     match parts.as_slice() {
@@ -78,59 +53,120 @@ pub fn key_peers(work_unit_key: &str) -> (Option<&str>, Option<&str>) {
     }
 }
 
-/// Whether a scope's filter matches a unit: the session name must match when given; observer
-/// and sender, when either is given, are OR-ed (the API's rule). Empty strings are absent.
-fn scope_matches(scope: &Scope, group: &UnitGroup<'_>) -> bool {
-    let given = |value: &Option<String>| value.clone().filter(|text| !text.is_empty());
-    if let Some(session) = given(&scope.session_id)
-        && group.session_name != Some(session.as_str())
-    {
-        return false;
+/// Item counts by state, as the query sums them (over sessions, or over a scope's units).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StateItems {
+    /// Processed rows (completed items, errored ones included).
+    pub completed: u64,
+    /// Unprocessed rows of claimed units.
+    pub in_progress: u64,
+    /// Unprocessed rows of stalled or overdue units.
+    pub stalled: u64,
+    /// The other unprocessed rows.
+    pub ready: u64,
+}
+
+impl StateItems {
+    /// As the API's counts, with the stalled/ready split (the database always knows it).
+    pub fn counts(&self) -> ItemCounts {
+        let pending = self.stalled.saturating_add(self.ready);
+        ItemCounts {
+            total: self
+                .completed
+                .saturating_add(self.in_progress)
+                .saturating_add(pending),
+            completed: self.completed,
+            in_progress: self.in_progress,
+            pending,
+            pending_stalled: Some(self.stalled),
+            pending_ready: Some(self.ready),
+        }
     }
-    let observer = given(&scope.observer_id);
-    let sender = given(&scope.sender_id);
-    if observer.is_none() && sender.is_none() {
-        return true;
+}
+
+/// One row of the cycle query, borrowing the driver's row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CycleRow<'a> {
+    /// One task type × state cell of a workspace's work units.
+    Cell {
+        /// `queue.workspace_name`.
+        workspace: &'a str,
+        /// The units' task type.
+        task_type: &'a str,
+        /// Their state.
+        state: UnitState,
+        /// Work units.
+        units: u64,
+        /// Their unprocessed rows.
+        items: u64,
+        /// Their tokens.
+        tokens: u64,
+        /// Microseconds since the epoch of the oldest unprocessed row among them.
+        oldest_micros: i64,
+        /// Stalled and overdue cells: the largest token sum of a unit (the smallest distance
+        /// to the threshold).
+        largest_gated_tokens: Option<u64>,
+    },
+    /// One session's items (`None`: items of no session, i.e. dreams).
+    Session {
+        /// `queue.workspace_name`.
+        workspace: &'a str,
+        /// `queue.session_id` (internal id).
+        session_id: Option<&'a str>,
+        /// `sessions.name` of that id, when the session still exists.
+        session_name: Option<&'a str>,
+        /// Its items by state.
+        items: StateItems,
+    },
+    /// One configured scope's items in a workspace.
+    Scope {
+        /// `queue.workspace_name`.
+        workspace: &'a str,
+        /// Index into [`MappingSettings::scopes`].
+        index: usize,
+        /// Its items by state.
+        items: StateItems,
+    },
+    /// One of a workspace's top problem units.
+    Detail {
+        /// `queue.workspace_name`.
+        workspace: &'a str,
+        /// Its 1-based place in the problem order.
+        place: u64,
+        /// `queue.work_unit_key`.
+        work_unit_key: &'a str,
+        /// `queue.task_type`.
+        task_type: &'a str,
+        /// `sessions.name` of its session.
+        session_name: Option<&'a str>,
+        /// Its state (never ready).
+        state: UnitState,
+        /// Its tokens.
+        tokens: u64,
+        /// Microseconds since the epoch of its oldest unprocessed row.
+        oldest_micros: i64,
+    },
+}
+
+/// The query's state code as a [`UnitState`]; `None` for a code it never gives.
+pub fn state_of_code(code: i32) -> Option<UnitState> {
+    match code {
+        unit_state::OVERDUE => Some(UnitState::Overdue),
+        unit_state::STALLED => Some(UnitState::Stalled),
+        unit_state::IN_PROGRESS => Some(UnitState::InProgress),
+        unit_state::READY => Some(UnitState::Ready),
+        _ => None,
     }
-    let (key_observer, key_observed) = key_peers(group.work_unit_key);
-    let by_observer = observer.is_some_and(|o| key_observer == Some(o.as_str()));
-    let by_sender = sender.is_some_and(|s| key_observed == Some(s.as_str()));
-    by_observer || by_sender
 }
 
 /// Zero counts that carry the stalled/ready split (the database always knows it).
 fn zero_with_split() -> ItemCounts {
-    ItemCounts {
-        pending_stalled: Some(0),
-        pending_ready: Some(0),
-        ..ItemCounts::default()
-    }
+    StateItems::default().counts()
 }
 
-/// Whether a unit's pending representation items are stalled (below the threshold, no flush).
-fn is_gated(task_type: &str, settings: &MappingSettings) -> bool {
-    task_type == "representation" && !settings.flush_enabled
-}
-
-/// The item counts of one unit group.
-pub fn group_counts(group: &UnitGroup<'_>, settings: &MappingSettings) -> ItemCounts {
-    let mut counts = zero_with_split();
-    counts.completed = group.completed;
-    counts.total = group.completed.saturating_add(group.unprocessed);
-    if group.in_progress {
-        counts.in_progress = group.unprocessed;
-    } else {
-        counts.pending = group.unprocessed;
-        // All of a unit's unprocessed rows are pending here, so its pending tokens are `tokens`.
-        let stalled =
-            is_gated(group.task_type, settings) && group.tokens < settings.batch_max_tokens;
-        if stalled {
-            counts.pending_stalled = Some(group.unprocessed);
-        } else {
-            counts.pending_ready = Some(group.unprocessed);
-        }
-    }
-    counts
+/// Whether a unit's pending representation items are gated by the threshold (flush off).
+fn is_gated(task_type: TaskType, settings: &MappingSettings) -> bool {
+    task_type == TaskType::Representation && !settings.flush_enabled
 }
 
 /// Microseconds since the epoch as Unix seconds, computed exactly as the API path reads Honcho's
@@ -140,31 +176,12 @@ fn unix_seconds(micros: i64) -> f64 {
     micros.div_euclid(1_000_000) as f64 + micros.rem_euclid(1_000_000) as f64 / 1e6
 }
 
-/// The work-units row the API would list for a unit group (one with unprocessed rows), borrowing
-/// the group's text. Its `oldest_item_at` is left empty: the aggregator takes the time as a
-/// number ([`WorkUnitAggregator::add_row_at`]), with no text formatted and parsed back.
-pub fn unit_row<'a>(group: &UnitGroup<'a>, settings: &MappingSettings) -> WorkUnitRow<'a> {
-    let (tokens_until_threshold, hit_threshold) = if is_gated(group.task_type, settings) {
-        (
-            settings.batch_max_tokens.saturating_sub(group.tokens),
-            group.tokens >= settings.batch_max_tokens,
-        )
-    } else {
-        (0, true)
-    };
-    WorkUnitRow {
-        work_unit_key: Cow::Borrowed(group.work_unit_key),
-        task_type: Cow::Borrowed(group.task_type),
-        session_id: group.session_id.map(Cow::Borrowed),
-        session_name: group.session_name.map(Cow::Borrowed),
-        observed: key_peers(group.work_unit_key).1.map(Cow::Borrowed),
-        pending_items: group.unprocessed,
-        pending_tokens: group.tokens,
-        tokens_until_threshold,
-        hit_threshold,
-        in_progress: group.in_progress,
-        oldest_item_at: Cow::Borrowed(""),
-    }
+/// The overdue boundary the query compares with (`$4`): a stalled unit whose oldest row is at
+/// microsecond `o` is overdue when `now − o/10⁶ > overdue_after`, i.e. when
+/// `o < ceil((now − overdue_after) × 10⁶)` — the classification of `classify.rs` at the age the
+/// API path computes.
+pub fn overdue_boundary_micros(now: f64, overdue_after: Duration) -> i64 {
+    ((now - overdue_after.as_secs_f64()) * 1e6).ceil() as i64
 }
 
 /// One workspace's result: what the API path would have stored after queue/status, the scopes
@@ -185,7 +202,9 @@ struct WorkspaceAccumulator {
     sessions: BTreeMap<String, ItemCounts>,
     session_names: BTreeMap<String, String>,
     scopes: Vec<(usize, ItemCounts)>,
-    aggregator: WorkUnitAggregator,
+    aggregate: WorkUnitAggregate,
+    /// Detail units with their places (sorted at the end).
+    detail: Vec<(u64, UnitDetail)>,
 }
 
 /// Folds the rows of one cycle, in any order, into per-workspace results.
@@ -195,10 +214,10 @@ pub struct CycleAccumulator {
 }
 
 impl CycleAccumulator {
-    /// A cycle at `now` (Unix seconds) over the selected `workspaces`: each gets a result, with
-    /// zeros when it has no rows (the API answers zeros for a workspace without rows); rows of
-    /// other workspaces are ignored.
-    pub fn new(settings: MappingSettings, workspaces: &[String], now: f64) -> Self {
+    /// A cycle over the selected `workspaces`: each gets a result, with zeros when it has no rows
+    /// (the API answers zeros for a workspace without rows); rows of other workspaces are
+    /// ignored.
+    pub fn new(settings: MappingSettings, workspaces: &[String]) -> Self {
         let accumulators = workspaces
             .iter()
             .map(|name| {
@@ -211,24 +230,21 @@ impl CycleAccumulator {
                     })
                     .map(|(index, _)| (index, zero_with_split()))
                     .collect();
-                let mut accumulator = WorkspaceAccumulator {
+                let accumulator = WorkspaceAccumulator {
                     counts: zero_with_split(),
                     sessions: BTreeMap::new(),
                     session_names: BTreeMap::new(),
                     scopes,
-                    aggregator: WorkUnitAggregator::new(
-                        now,
-                        settings.overdue_after,
-                        settings.detail_limit,
-                        HashSet::new(),
-                    ),
+                    // The deriver settings are known even with no rows (the API's envelope
+                    // gives them on an empty walk, whose `total` is 0).
+                    aggregate: WorkUnitAggregate {
+                        batch_max_tokens: Some(settings.batch_max_tokens),
+                        flush_enabled: Some(settings.flush_enabled),
+                        listed: Some(0),
+                        ..WorkUnitAggregate::default()
+                    },
+                    detail: Vec::new(),
                 };
-                // The envelope tells the aggregator the deriver settings, even with no rows.
-                accumulator.aggregator.add_envelope(
-                    Some(settings.batch_max_tokens),
-                    Some(settings.flush_enabled),
-                    0,
-                );
                 (name.clone(), accumulator)
             })
             .collect();
@@ -238,41 +254,30 @@ impl CycleAccumulator {
         }
     }
 
-    /// Adds one unit group.
-    pub fn add(&mut self, group: &UnitGroup<'_>) {
-        let Some(workspace) = self.workspaces.get_mut(group.workspace) else {
+    /// Adds one row.
+    pub fn add(&mut self, row: &CycleRow<'_>) {
+        let workspace_name = match row {
+            CycleRow::Cell { workspace, .. }
+            | CycleRow::Session { workspace, .. }
+            | CycleRow::Scope { workspace, .. }
+            | CycleRow::Detail { workspace, .. } => *workspace,
+        };
+        let Some(workspace) = self.workspaces.get_mut(workspace_name) else {
             return;
         };
-        let settings = &self.settings;
-        let counts = group_counts(group, settings);
-        workspace.counts.add(&counts);
-        if let Some(session_id) = group.session_id {
-            match workspace.sessions.get_mut(session_id) {
-                Some(session) => session.add(&counts),
-                None => {
-                    let mut session = zero_with_split();
-                    session.add(&counts);
-                    workspace.sessions.insert(session_id.to_string(), session);
+        match row {
+            CycleRow::Cell { .. } => workspace.add_cell(row, &self.settings),
+            CycleRow::Session { .. } => workspace.add_session(row),
+            CycleRow::Scope { index, items, .. } => {
+                if let Some((_, counts)) = workspace
+                    .scopes
+                    .iter_mut()
+                    .find(|(applying, _)| applying == index)
+                {
+                    counts.add(&items.counts());
                 }
             }
-            if let Some(name) = group.session_name
-                && !workspace.session_names.contains_key(session_id)
-            {
-                workspace
-                    .session_names
-                    .insert(session_id.to_string(), name.to_string());
-            }
-        }
-        for (index, scope_counts) in &mut workspace.scopes {
-            if scope_matches(&settings.scopes[*index], group) {
-                scope_counts.add(&counts);
-            }
-        }
-        if group.unprocessed > 0 {
-            let oldest = unix_seconds(group.oldest_micros.unwrap_or(0));
-            workspace
-                .aggregator
-                .add_row_at(&unit_row(group, settings), oldest);
+            CycleRow::Detail { .. } => workspace.add_detail(row, &self.settings),
         }
     }
 
@@ -282,23 +287,19 @@ impl CycleAccumulator {
         self.workspaces
             .into_iter()
             .map(|(name, workspace)| {
-                let sessions = if workspace.sessions.is_empty() {
-                    None
-                } else {
-                    Some(
-                        workspace
-                            .sessions
-                            .into_iter()
-                            .map(|(session_id, counts)| {
-                                let status = SessionStatus {
-                                    session_id: session_id.clone(),
-                                    counts,
-                                };
-                                (session_id, status)
-                            })
-                            .collect(),
-                    )
-                };
+                let sessions = (!workspace.sessions.is_empty()).then(|| {
+                    workspace
+                        .sessions
+                        .into_iter()
+                        .map(|(session_id, counts)| {
+                            let status = SessionStatus {
+                                session_id: session_id.clone(),
+                                counts,
+                            };
+                            (session_id, status)
+                        })
+                        .collect()
+                });
                 let status = summarize_status(
                     QueueStatus {
                         counts: workspace.counts,
@@ -306,7 +307,24 @@ impl CycleAccumulator {
                     },
                     settings.max_sessions,
                 );
-                let mut work_units = workspace.aggregator.finish();
+                let mut work_units = workspace.aggregate;
+                let mut detail = workspace.detail;
+                detail.sort_by_key(|(place, _)| *place);
+                work_units.detail = detail.into_iter().map(|(_, unit)| unit).collect();
+                // Every problem unit not kept is counted, as the aggregator counts them.
+                let problems: u64 = work_units
+                    .cells
+                    .iter()
+                    .flat_map(|cells| {
+                        [
+                            UnitState::Overdue,
+                            UnitState::Stalled,
+                            UnitState::InProgress,
+                        ]
+                        .map(|state| cells[state.index()].units)
+                    })
+                    .sum();
+                work_units.capped_detail = problems.saturating_sub(work_units.detail.len() as u64);
                 // Names for every exported session (the API knows only those with unprocessed
                 // rows; the database knows them all).
                 work_units.session_names = status
@@ -337,53 +355,168 @@ impl CycleAccumulator {
     }
 }
 
+impl WorkspaceAccumulator {
+    /// One task type × state cell of the workspace.
+    fn add_cell(&mut self, row: &CycleRow<'_>, settings: &MappingSettings) {
+        let CycleRow::Cell {
+            task_type,
+            state,
+            units,
+            items,
+            tokens,
+            oldest_micros,
+            largest_gated_tokens,
+            ..
+        } = *row
+        else {
+            return;
+        };
+        let task_type = TaskType::parse(task_type);
+        let cell = &mut self.aggregate.cells[task_type.index()][state.index()];
+        cell.units = cell.units.saturating_add(units);
+        cell.items = cell.items.saturating_add(items);
+        cell.tokens = cell.tokens.saturating_add(tokens);
+        let oldest = unix_seconds(oldest_micros);
+        cell.oldest_item_timestamp = Some(
+            cell.oldest_item_timestamp
+                .map_or(oldest, |current| current.min(oldest)),
+        );
+        if matches!(state, UnitState::Stalled | UnitState::Overdue)
+            && let Some(largest) = largest_gated_tokens
+        {
+            let until = settings.batch_max_tokens.saturating_sub(largest);
+            let slot = &mut self.aggregate.tokens_until_threshold[task_type.index()];
+            *slot = Some(slot.map_or(until, |current| current.min(until)));
+        }
+    }
+
+    /// One session's item counts (a row without a session: items of no session).
+    fn add_session(&mut self, row: &CycleRow<'_>) {
+        let CycleRow::Session {
+            session_id,
+            session_name,
+            items,
+            ..
+        } = *row
+        else {
+            return;
+        };
+        let counts = items.counts();
+        self.counts.add(&counts);
+        if let Some(session_id) = session_id {
+            self.sessions
+                .entry(session_id.to_string())
+                .or_insert_with(zero_with_split)
+                .add(&counts);
+            if let Some(name) = session_name {
+                self.session_names
+                    .entry(session_id.to_string())
+                    .or_insert_with(|| name.to_string());
+            }
+        }
+    }
+
+    /// One of the workspace's top detail units, at its place in the aggregator's order.
+    fn add_detail(&mut self, row: &CycleRow<'_>, settings: &MappingSettings) {
+        let CycleRow::Detail {
+            place,
+            work_unit_key,
+            task_type,
+            session_name,
+            state,
+            tokens,
+            oldest_micros,
+            ..
+        } = *row
+        else {
+            return;
+        };
+        let task = TaskType::parse(task_type);
+        let tokens_until_threshold = if is_gated(task, settings) {
+            settings.batch_max_tokens.saturating_sub(tokens)
+        } else {
+            0
+        };
+        self.detail.push((
+            place,
+            UnitDetail {
+                work_unit_key: work_unit_key.to_string(),
+                task_type: task,
+                state,
+                session_name: session_name.unwrap_or("").to_string(),
+                observed: key_peers(work_unit_key).1.unwrap_or("").to_string(),
+                oldest_item_timestamp: unix_seconds(oldest_micros),
+                tokens_until_threshold,
+                pending_tokens: tokens,
+            },
+        ));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::{TaskType, UnitState};
 
     fn settings(flush: bool) -> MappingSettings {
         MappingSettings {
             batch_max_tokens: 100,
             flush_enabled: flush,
             overdue_after: Duration::from_secs(1800),
-            detail_limit: 10,
+            detail_limit: 2,
             max_sessions: 10,
             scopes: vec![
                 Scope {
-                    name: "dream-observer".into(),
+                    name: "everywhere".into(),
                     workspaces: Vec::new(),
                     observer_id: Some("alice".into()),
                     sender_id: None,
                     session_id: None,
                 },
                 Scope {
-                    name: "bob-or-alice".into(),
-                    workspaces: Vec::new(),
+                    name: "elsewhere".into(),
+                    workspaces: vec!["other".into()],
                     observer_id: Some("alice".into()),
-                    sender_id: Some("bob".into()),
+                    sender_id: None,
                     session_id: None,
                 },
             ],
         }
     }
 
-    fn group<'a>(key: &'a str, task: &'a str, session: Option<&'a str>) -> UnitGroup<'a> {
-        UnitGroup {
-            workspace: "ws",
-            work_unit_key: key,
-            task_type: task,
-            session_id: session,
-            session_name: session.map(|_| "chat-1"),
-            completed: 0,
-            unprocessed: 3,
-            tokens: 99,
-            oldest_micros: Some(1_000_000_000_000_000),
-            in_progress: false,
+    fn items(completed: u64, in_progress: u64, stalled: u64, ready: u64) -> StateItems {
+        StateItems {
+            completed,
+            in_progress,
+            stalled,
+            ready,
         }
     }
 
-    const NOW: f64 = 1_000_000_100.0;
+    fn cell(state: UnitState, units: u64, largest: Option<u64>) -> CycleRow<'static> {
+        CycleRow::Cell {
+            workspace: "ws",
+            task_type: "representation",
+            state,
+            units,
+            items: units * 2,
+            tokens: 90 * units,
+            oldest_micros: 1_000_000_000_250_000,
+            largest_gated_tokens: largest,
+        }
+    }
+
+    fn detail(place: u64, key: &'static str, state: UnitState) -> CycleRow<'static> {
+        CycleRow::Detail {
+            workspace: "ws",
+            place,
+            work_unit_key: key,
+            task_type: "representation",
+            session_name: Some("chat-1"),
+            state,
+            tokens: 60,
+            oldest_micros: 1_000_000_000_000_000 + place as i64,
+        }
+    }
 
     #[test]
     fn work_unit_keys_name_their_peers_without_the_payload() {
@@ -400,90 +533,180 @@ mod tests {
     }
 
     #[test]
-    fn a_pending_representation_unit_below_the_threshold_is_stalled_and_exactly_at_it_is_ready() {
-        let below = group("representation:ws:s1:bob", "representation", Some("s1"));
+    fn every_state_code_of_the_query_is_a_unit_state_in_problem_order() {
+        let states: Vec<UnitState> = (0..4).filter_map(state_of_code).collect();
         assert_eq!(
-            group_counts(&below, &settings(false)).pending_stalled,
-            Some(3)
+            states,
+            [
+                UnitState::Overdue,
+                UnitState::Stalled,
+                UnitState::InProgress,
+                UnitState::Ready
+            ]
         );
-        let at = UnitGroup {
-            tokens: 100,
-            ..below.clone()
-        };
-        assert_eq!(group_counts(&at, &settings(false)).pending_ready, Some(3));
-        let row = unit_row(&at, &settings(false));
-        assert!(row.hit_threshold);
-        assert_eq!(row.tokens_until_threshold, 0);
-        assert_eq!(unit_row(&below, &settings(false)).tokens_until_threshold, 1);
+        for (code, state) in states[..3].iter().enumerate() {
+            assert_eq!(state.problem_rank(), Some(code as u8), "{state:?}");
+        }
+        assert_eq!(state_of_code(4), None);
     }
 
     #[test]
-    fn flush_stalls_nothing_and_in_progress_rows_are_never_pending() {
-        let below = group("representation:ws:s1:bob", "representation", Some("s1"));
-        assert_eq!(group_counts(&below, &settings(true)).pending_ready, Some(3));
-        let claimed = UnitGroup {
-            in_progress: true,
-            ..below
-        };
-        let counts = group_counts(&claimed, &settings(false));
-        assert_eq!((counts.in_progress, counts.pending), (3, 0));
-        assert_eq!(counts.pending_stalled, Some(0));
+    fn the_overdue_boundary_is_the_first_microsecond_not_overdue() {
+        let now = 1_000_000_000.5;
+        let boundary = overdue_boundary_micros(now, Duration::from_secs(10));
+        assert_eq!(boundary, 999_999_990_500_000);
+        // One microsecond older than the boundary is older than overdue_after.
+        let age = now - unix_seconds(boundary - 1);
+        assert!(age > 10.0, "{age}");
+        assert!(now - unix_seconds(boundary) <= 10.0);
     }
 
     #[test]
-    fn a_cycle_gives_status_sessions_names_scopes_and_units_per_workspace() {
+    fn sessions_sum_to_the_workspace_and_the_none_row_holds_the_rest() {
         let names = vec!["ws".to_string(), "empty".to_string()];
-        let mut cycle = CycleAccumulator::new(settings(false), &names, NOW);
-        cycle.add(&group(
-            "representation:ws:s1:bob",
-            "representation",
-            Some("s1"),
-        ));
-        cycle.add(&UnitGroup {
-            completed: 4,
-            unprocessed: 0,
-            oldest_micros: None,
-            ..group("summary:ws:s2:None:None", "summary", Some("s2"))
+        let mut cycle = CycleAccumulator::new(settings(false), &names);
+        cycle.add(&CycleRow::Session {
+            workspace: "ws",
+            session_id: Some("s1"),
+            session_name: Some("chat-1"),
+            items: items(1, 0, 3, 2),
         });
-        cycle.add(&group("dream:omni:ws:alice:carol", "dream", None));
-        cycle.add(&UnitGroup {
+        cycle.add(&CycleRow::Session {
+            workspace: "ws",
+            session_id: Some("s2"),
+            session_name: Some("chat-2"),
+            items: items(4, 0, 0, 0),
+        });
+        cycle.add(&CycleRow::Session {
+            workspace: "ws",
+            session_id: None,
+            session_name: None,
+            items: items(0, 1, 0, 1),
+        });
+        cycle.add(&CycleRow::Session {
             workspace: "not-selected",
-            ..group("dream:omni:x:alice:carol", "dream", None)
+            session_id: Some("s9"),
+            session_name: None,
+            items: items(9, 9, 9, 9),
         });
         let results = cycle.finish();
         assert_eq!(results.len(), 2);
         let ws = &results["ws"];
-        assert_eq!(ws.status.counts.total, 10);
-        assert_eq!(ws.status.counts.completed, 4);
-        assert_eq!(ws.status.counts.pending_stalled, Some(3));
-        assert_eq!(ws.status.counts.pending_ready, Some(3));
-        let session_ids: Vec<&str> = ws
+        assert_eq!(
+            ws.status.counts,
+            ItemCounts {
+                total: 12,
+                completed: 5,
+                in_progress: 1,
+                pending: 6,
+                pending_stalled: Some(3),
+                pending_ready: Some(3),
+            }
+        );
+        let ids: Vec<&str> = ws
             .status
             .sessions
             .iter()
             .map(|row| row.session_id.as_str())
             .collect();
-        assert_eq!(session_ids, ["s1", "s2", crate::snapshot::NO_SESSION]);
-        // Names for every exported session, the completed-only one included.
-        assert_eq!(ws.work_units.session_names.len(), 2);
-        assert_eq!(ws.scopes["dream-observer"].total, 3);
-        assert_eq!(ws.scopes["bob-or-alice"].total, 6, "observer OR sender");
+        assert_eq!(ids, ["s1", "s2", crate::snapshot::NO_SESSION]);
+        assert_eq!(
+            ws.work_units.session_names.len(),
+            2,
+            "the completed-only session is named too"
+        );
+        let empty = &results["empty"];
+        assert_eq!(empty.status.counts.total, 0);
+        assert_eq!(empty.status.counts.pending_stalled, Some(0));
+        assert!(empty.status.sessions.is_empty());
+        assert_eq!(empty.work_units.batch_max_tokens, Some(100));
+        assert_eq!(empty.work_units.listed, Some(0));
+    }
+
+    #[test]
+    fn cells_give_the_smallest_distance_to_the_threshold_over_stalled_and_overdue() {
+        let names = vec!["ws".to_string()];
+        let mut cycle = CycleAccumulator::new(settings(false), &names);
+        cycle.add(&cell(UnitState::Stalled, 2, Some(70)));
+        cycle.add(&cell(UnitState::Overdue, 1, Some(95)));
+        cycle.add(&cell(UnitState::Ready, 4, None));
+        let ws = &cycle.finish()["ws"];
         let stalled = ws
             .work_units
             .cell(TaskType::Representation, UnitState::Stalled);
-        assert_eq!((stalled.units, stalled.items, stalled.tokens), (1, 3, 99));
+        assert_eq!((stalled.units, stalled.items, stalled.tokens), (2, 4, 180));
+        assert_eq!(stalled.oldest_item_timestamp, Some(1_000_000_000.25));
         assert_eq!(
             ws.work_units.tokens_until_threshold[TaskType::Representation.index()],
+            Some(5)
+        );
+        assert_eq!(
+            ws.work_units.tokens_until_threshold[TaskType::Summary.index()],
+            None
+        );
+    }
+
+    #[test]
+    fn detail_units_keep_the_query_order_and_the_rest_are_counted_as_capped() {
+        let names = vec!["ws".to_string()];
+        let mut cycle = CycleAccumulator::new(settings(false), &names);
+        cycle.add(&cell(UnitState::Overdue, 2, Some(60)));
+        cycle.add(&cell(UnitState::InProgress, 3, None));
+        cycle.add(&cell(UnitState::Ready, 7, None));
+        cycle.add(&detail(
+            2,
+            "representation:ws:s:alice:bob",
+            UnitState::Overdue,
+        ));
+        cycle.add(&detail(1, "representation:ws:s:carol", UnitState::Overdue));
+        let ws = &cycle.finish()["ws"];
+        let keys: Vec<&str> = ws
+            .work_units
+            .detail
+            .iter()
+            .map(|unit| unit.work_unit_key.as_str())
+            .collect();
+        assert_eq!(
+            keys,
+            ["representation:ws:s:carol", "representation:ws:s:alice:bob"]
+        );
+        assert_eq!(ws.work_units.detail[1].observed, "bob");
+        assert_eq!(ws.work_units.detail[1].tokens_until_threshold, 40);
+        assert_eq!(ws.work_units.capped_detail, 3, "5 problem units, 2 kept");
+    }
+
+    #[test]
+    fn flush_leaves_no_distance_to_the_threshold_on_detail_units() {
+        let names = vec!["ws".to_string()];
+        let mut cycle = CycleAccumulator::new(settings(true), &names);
+        cycle.add(&detail(
+            1,
+            "representation:ws:s:carol",
+            UnitState::InProgress,
+        ));
+        let ws = &cycle.finish()["ws"];
+        assert_eq!(ws.work_units.detail[0].tokens_until_threshold, 0);
+    }
+
+    #[test]
+    fn scope_rows_reach_only_the_workspaces_a_scope_applies_to() {
+        let names = vec!["ws".to_string(), "other".to_string()];
+        let mut cycle = CycleAccumulator::new(settings(false), &names);
+        for workspace in ["ws", "other"] {
+            for index in [0, 1] {
+                cycle.add(&CycleRow::Scope {
+                    workspace,
+                    index,
+                    items: items(1, 1, 1, 1),
+                });
+            }
+        }
+        let results = cycle.finish();
+        assert_eq!(results["ws"].scopes.len(), 1);
+        assert_eq!(results["ws"].scopes["everywhere"].total, 4);
+        assert_eq!(
+            results["other"].scopes["elsewhere"].pending_stalled,
             Some(1)
         );
-        assert_eq!(ws.work_units.batch_max_tokens, Some(100));
-        let empty = &results["empty"];
-        assert_eq!(empty.status.counts.total, 0);
-        assert_eq!(
-            empty.status.counts.pending_stalled,
-            Some(0),
-            "the split is known, zero"
-        );
-        assert!(empty.status.sessions.is_empty());
     }
 }

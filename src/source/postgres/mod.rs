@@ -3,11 +3,12 @@
 //! generation-C API gives — the stalled/ready split and the work-unit numbers included.
 //!
 //! Rooms, in the order of the data path:
-//! - [`queries`]: the SQL text and the pure evaluation of the schema check.
+//! - [`queries`]: the SQL text (the cycle query classifies and aggregates in the database), its
+//!   bind parameters, and the pure evaluation of the schema check.
 //! - [`connection`]: URL options, TLS (rustls, `ring`), connect, schema check, the cycle's
 //!   read-only transaction. The only place that talks to the database.
-//! - [`mapping`]: pure rows → per-workspace results, through the same `snapshot` functions the
-//!   API path uses.
+//! - [`mapping`]: pure aggregate rows → per-workspace results, in the same `snapshot` types (and
+//!   through the same `summarize_status`) the API path uses.
 //! - [`source`]: the poll loop: reconnects, staleness, self-metrics, publication.
 //! - [`error`]: the error taxonomy with bounded reasons.
 //!

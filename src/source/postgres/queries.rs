@@ -50,43 +50,213 @@ pub const REVISION: &str = "SELECT version_num FROM alembic_version LIMIT 1";
 /// The workspaces (the API's workspace "id" is the name).
 pub const WORKSPACES: &str = "SELECT name FROM workspaces";
 
-/// The one pass: every tracked row of the queue grouped into work units, with the unit's
-/// completed and unprocessed rows, the unprocessed rows' tokens and oldest time, whether the
-/// unit is claimed, and its session's name.
+/// What each row of [`CYCLE`] is: the query returns four kinds of rows in one shape.
+pub mod row_kind {
+    /// Per workspace × task type × unit state: units, items, tokens, oldest, and (stalled and
+    /// overdue) the largest token sum.
+    pub const CELL: i16 = 0;
+    /// Per workspace × session (NULL: the items of no session): the item counts and the name.
+    pub const SESSION: i16 = 1;
+    /// Per workspace × configured scope: the item counts of the matching units.
+    pub const SCOPE: i16 = 2;
+    /// One of a workspace's top-K problem units, with its place.
+    pub const DETAIL: i16 = 3;
+}
+
+/// Unit states as the query codes them: the problem rank first (the detail order), ready last.
+pub mod unit_state {
+    /// Stalled for longer than `classify.overdue_after`.
+    pub const OVERDUE: i32 = 0;
+    /// Below the batch threshold, flush off.
+    pub const STALLED: i32 = 1;
+    /// Claimed by a deriver worker.
+    pub const IN_PROGRESS: i32 = 2;
+    /// Nothing holds it back.
+    pub const READY: i32 = 3;
+}
+
+/// The one pass of a cycle: the database groups the tracked rows of the selected workspaces
+/// into work units, classifies each unit and returns only aggregates, so the rows returned grow
+/// with workspaces and sessions, never with work units or queue rows.
 ///
-/// Cost: one sequential scan of `queue` (its rows are the unprocessed ones plus up to ~12 h of
-/// processed ones: Honcho's reconciler deletes the rest), a hash aggregate, and one primary-key
-/// lookup in `messages` per *unprocessed* row with a message (the `FILTER` is evaluated before
-/// the aggregate's argument, so processed rows cost no lookup; a correlated lookup rather than
-/// a join keeps the planner from hashing the whole `messages` table, which holds every message
-/// ever stored). `active_queue_sessions` (one row per claimed unit) and `sessions` are joined to
-/// the groups, not to the rows. The groups are keyed by (`work_unit_key`, `session_id`) only:
-/// the key already names the task type and the workspace (`{task_type}:{workspace}:…`), and
-/// hashing two columns instead of four made the pass ~25% faster at 1 M rows; workspace and
-/// task type are then taken with a byte-wise `min`.
-pub const UNITS: &str = "\
-WITH unit AS (
-  SELECT min(queue.workspace_name COLLATE \"C\") AS workspace_name, queue.work_unit_key,
-         min(queue.task_type COLLATE \"C\") AS task_type, queue.session_id,
-         count(*) FILTER (WHERE queue.processed) AS completed,
-         count(*) FILTER (WHERE NOT queue.processed) AS unprocessed,
-         coalesce(sum((SELECT message.token_count FROM messages AS message
-                       WHERE message.id = queue.message_id))
-                  FILTER (WHERE NOT queue.processed AND queue.message_id IS NOT NULL), 0)::int8
-           AS tokens,
-         (extract(epoch FROM min(queue.created_at) FILTER (WHERE NOT queue.processed))
-           * 1000000)::int8 AS oldest_micros
-  FROM queue
-  WHERE queue.task_type IN ('representation', 'summary', 'dream')
-    AND queue.workspace_name IS NOT NULL
-  GROUP BY queue.work_unit_key, queue.session_id
+/// Parameters: `$1 text[]` the selected workspaces (NULL: every workspace; the index on
+/// `queue.workspace_name` serves a short list), `$2 int8` Honcho's
+/// `DERIVER_REPRESENTATION_BATCH_MAX_TOKENS`, `$3 bool` `DERIVER_FLUSH_ENABLED`, `$4 int8` the
+/// overdue boundary in microseconds since the epoch (a stalled unit whose oldest unprocessed row
+/// is older is overdue: `ceil((now − overdue_after) × 10⁶)`), `$5 int8` detail units kept per
+/// workspace, `$6`, `$7`, `$8 text[]` the scopes' session name, observer and sender filters
+/// (parallel arrays, NULL for absent; a scope's place is its 1-based index).
+///
+/// The rules are those of `classify.rs` and the API (shared/honcho-schema.md): a work unit is
+/// the rows of one (`work_unit_key`, `session_id`) — the key already names the task type and the
+/// workspace, and hashing two columns instead of four made the aggregate ~25% faster, so those
+/// two are taken with a byte-wise `min`; its tokens are the sum of `messages.token_count` over its
+/// unprocessed rows (one primary-key lookup per unprocessed row with a message, evaluated only
+/// for those rows, never a join over every message ever stored); it is in progress when its key
+/// is claimed in `active_queue_sessions` (then all its unprocessed rows are in progress, so a
+/// pending unit's tokens are over pending rows only), else ready when not gated (not a
+/// representation, or flush on) or at/over the threshold, else overdue past the boundary, else
+/// stalled. Status items: completed = processed, in progress = unprocessed of a claimed unit,
+/// stalled = unprocessed of a stalled or overdue unit, ready = the other unprocessed.
+///
+/// Rows (`kind`, `workspace_name`, `key`, `task_type`, `name`, `state`, `n1` … `n5`):
+/// - [`row_kind::CELL`]: `task_type`, `state`; `n1` units, `n2` items, `n3` tokens, `n4` oldest
+///   (µs), `n5` the largest tokens of a stalled or overdue unit (NULL otherwise).
+/// - [`row_kind::SESSION`]: `key` the session id (NULL for no session), `name` its name;
+///   `n1` completed, `n2` in progress, `n3` stalled, `n4` ready.
+/// - [`row_kind::SCOPE`]: `state` the scope's place; `n1` … `n4` as for sessions.
+/// - [`row_kind::DETAIL`]: `key`, `task_type`, `state`, `name` the session name; `n1` its
+///   place (1 = most problematic: overdue, then stalled, then in progress; oldest first; then
+///   the key byte-wise — the aggregator's order), `n3` tokens, `n4` oldest (µs).
+///
+/// Observer and observed peers come from the work unit key (`mapping::key_peers`, the same
+/// parsing), never from `queue.payload`.
+pub const CYCLE: &str = "\
+WITH unit AS MATERIALIZED (
+  SELECT grouped.workspace_name, grouped.work_unit_key, grouped.task_type, grouped.session_id,
+         grouped.completed, grouped.unprocessed, grouped.tokens, grouped.oldest_micros,
+         CASE WHEN grouped.unprocessed = 0 THEN NULL
+              WHEN claimed.work_unit_key IS NOT NULL THEN 2
+              WHEN grouped.task_type <> 'representation' OR $3::bool
+                   OR grouped.tokens >= $2::int8 THEN 3
+              WHEN grouped.oldest_micros < $4::int8 THEN 0
+              ELSE 1 END AS state
+  FROM (
+    SELECT min(queue.workspace_name COLLATE \"C\") AS workspace_name, queue.work_unit_key,
+           min(queue.task_type COLLATE \"C\") AS task_type, queue.session_id,
+           count(*) FILTER (WHERE queue.processed) AS completed,
+           count(*) FILTER (WHERE NOT queue.processed) AS unprocessed,
+           coalesce(sum((SELECT message.token_count FROM messages AS message
+                         WHERE message.id = queue.message_id))
+                    FILTER (WHERE NOT queue.processed AND queue.message_id IS NOT NULL), 0)::int8
+             AS tokens,
+           (extract(epoch FROM min(queue.created_at) FILTER (WHERE NOT queue.processed))
+             * 1000000)::int8 AS oldest_micros
+    FROM queue
+    WHERE queue.task_type IN ('representation', 'summary', 'dream')
+      AND queue.workspace_name IS NOT NULL
+      AND ($1::text[] IS NULL OR queue.workspace_name = ANY ($1::text[]))
+    GROUP BY queue.work_unit_key, queue.session_id
+  ) AS grouped
+  LEFT JOIN active_queue_sessions AS claimed ON claimed.work_unit_key = grouped.work_unit_key
+),
+scope AS (
+  SELECT filter.session_name, filter.observer, filter.sender, filter.place
+  FROM unnest($6::text[], $7::text[], $8::text[]) WITH ORDINALITY
+       AS filter(session_name, observer, sender, place)
+),
+ranked AS (
+  SELECT unit.workspace_name, unit.work_unit_key, unit.task_type, unit.session_id, unit.state,
+         unit.tokens, unit.oldest_micros,
+         row_number() OVER (PARTITION BY unit.workspace_name
+                            ORDER BY unit.state, unit.oldest_micros,
+                                     unit.work_unit_key COLLATE \"C\") AS place
+  FROM unit
+  WHERE unit.state IN (0, 1, 2)
 )
-SELECT unit.workspace_name, unit.work_unit_key, unit.task_type, unit.session_id,
-       session.name AS session_name, unit.completed, unit.unprocessed, unit.tokens,
-       unit.oldest_micros, claimed.work_unit_key IS NOT NULL AS in_progress
+SELECT 0::int2 AS kind, unit.workspace_name, NULL::text AS key, unit.task_type, NULL::text AS name,
+       unit.state, count(*)::int8 AS n1, sum(unit.unprocessed)::int8 AS n2,
+       sum(unit.tokens)::int8 AS n3, min(unit.oldest_micros) AS n4,
+       max(unit.tokens) FILTER (WHERE unit.state IN (0, 1)) AS n5
 FROM unit
-LEFT JOIN active_queue_sessions AS claimed ON claimed.work_unit_key = unit.work_unit_key
-LEFT JOIN sessions AS session ON session.id = unit.session_id";
+WHERE unit.state IS NOT NULL
+GROUP BY unit.workspace_name, unit.task_type, unit.state
+UNION ALL
+SELECT 1::int2, counted.workspace_name, counted.session_id,  NULL,
+       (SELECT session.name FROM sessions AS session WHERE session.id = counted.session_id),
+       NULL, counted.completed, counted.in_progress, counted.stalled, counted.ready, NULL
+FROM (
+  SELECT unit.workspace_name, unit.session_id,
+         sum(unit.completed)::int8 AS completed,
+         coalesce(sum(unit.unprocessed) FILTER (WHERE unit.state = 2), 0)::int8 AS in_progress,
+         coalesce(sum(unit.unprocessed) FILTER (WHERE unit.state IN (0, 1)), 0)::int8 AS stalled,
+         coalesce(sum(unit.unprocessed) FILTER (WHERE unit.state = 3), 0)::int8 AS ready
+  FROM unit
+  GROUP BY unit.workspace_name, unit.session_id
+) AS counted
+UNION ALL
+SELECT 2::int2, unit.workspace_name, NULL, NULL, NULL, scope.place::int4,
+       sum(unit.completed)::int8,
+       coalesce(sum(unit.unprocessed) FILTER (WHERE unit.state = 2), 0)::int8,
+       coalesce(sum(unit.unprocessed) FILTER (WHERE unit.state IN (0, 1)), 0)::int8,
+       coalesce(sum(unit.unprocessed) FILTER (WHERE unit.state = 3), 0)::int8, NULL
+FROM unit
+CROSS JOIN LATERAL (SELECT string_to_array(unit.work_unit_key, ':') AS parts) AS split
+CROSS JOIN LATERAL (
+  SELECT CASE WHEN cardinality(split.parts) = 5
+                   AND split.parts[1] IN ('representation', 'dream') THEN split.parts[4] END
+           AS observer,
+         CASE WHEN cardinality(split.parts) = 4 AND split.parts[1] = 'representation'
+                THEN split.parts[4]
+              WHEN cardinality(split.parts) = 5
+                   AND split.parts[1] IN ('representation', 'dream') THEN split.parts[5] END
+           AS observed
+) AS peers
+JOIN scope
+  ON (scope.session_name IS NULL
+      OR scope.session_name = (SELECT session.name FROM sessions AS session
+                               WHERE session.id = unit.session_id))
+ AND ((scope.observer IS NULL AND scope.sender IS NULL)
+      OR scope.observer = peers.observer OR scope.sender = peers.observed)
+GROUP BY unit.workspace_name, scope.place
+UNION ALL
+SELECT 3::int2, ranked.workspace_name, ranked.work_unit_key, ranked.task_type,
+       (SELECT session.name FROM sessions AS session WHERE session.id = ranked.session_id),
+       ranked.state, ranked.place, NULL, ranked.tokens, ranked.oldest_micros, NULL
+FROM ranked
+WHERE ranked.place <= $5::int8";
+
+/// The bind parameters of [`CYCLE`], in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CycleParameters {
+    /// `$1`: the selected workspaces; `None` when every workspace is selected (no filter).
+    pub workspaces: Option<Vec<String>>,
+    /// `$2`: the batch threshold.
+    pub batch_max_tokens: i64,
+    /// `$3`: flush on.
+    pub flush_enabled: bool,
+    /// `$4`: the overdue boundary, microseconds since the epoch.
+    pub overdue_boundary_micros: i64,
+    /// `$5`: detail units per workspace.
+    pub detail_limit: i64,
+    /// `$6`: each scope's session name filter.
+    pub scope_sessions: Vec<Option<String>>,
+    /// `$7`: each scope's observer filter.
+    pub scope_observers: Vec<Option<String>>,
+    /// `$8`: each scope's sender filter.
+    pub scope_senders: Vec<Option<String>>,
+}
+
+impl CycleParameters {
+    /// The parameters for `scopes` (empty filters are absent, the API's rule), saturating the
+    /// numbers into `int8`.
+    pub fn new(
+        workspaces: Option<Vec<String>>,
+        batch_max_tokens: u64,
+        flush_enabled: bool,
+        overdue_boundary_micros: i64,
+        detail_limit: usize,
+        scopes: &[crate::config::Scope],
+    ) -> Self {
+        let given = |value: &Option<String>| value.clone().filter(|text| !text.is_empty());
+        CycleParameters {
+            workspaces,
+            batch_max_tokens: i64::try_from(batch_max_tokens).unwrap_or(i64::MAX),
+            flush_enabled,
+            overdue_boundary_micros,
+            detail_limit: i64::try_from(detail_limit).unwrap_or(i64::MAX),
+            scope_sessions: scopes
+                .iter()
+                .map(|scope| given(&scope.session_id))
+                .collect(),
+            scope_observers: scopes
+                .iter()
+                .map(|scope| given(&scope.observer_id))
+                .collect(),
+            scope_senders: scopes.iter().map(|scope| given(&scope.sender_id)).collect(),
+        }
+    }
+}
 
 /// One needed column as the schema check reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,7 +380,7 @@ mod tests {
 
     #[test]
     fn no_statement_reads_message_content_or_the_payload() {
-        for statement in [UNITS, WORKSPACES, REVISION, SCHEMA_CHECK] {
+        for statement in [CYCLE, WORKSPACES, REVISION, SCHEMA_CHECK] {
             assert!(!statement.contains("payload"), "{statement}");
             assert!(!statement.contains("content"), "{statement}");
             assert!(

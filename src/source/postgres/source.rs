@@ -1,8 +1,9 @@
 //! The database source's poll loop (`poll.source: postgres`): on its own timer, one read-only
-//! transaction per cycle over all workspaces, mapped by [`super::mapping`] onto the same
-//! per-workspace records the API poller stores, built into the same [`Snapshot`] and published
-//! through the same [`Published`] handle, so `/metrics` cannot tell the sources apart except by
-//! the self-metrics.
+//! transaction per cycle over the selected workspaces (the selection is applied before the
+//! query and passed to it, so the database reads only their rows), mapped by
+//! [`super::mapping`] onto the same per-workspace records the API poller stores, built into the
+//! same [`Snapshot`] and published through the same [`Published`] handle, so `/metrics` cannot
+//! tell the sources apart except by the self-metrics.
 //!
 //! Owns: the one connection (reused; reconnected with capped backoff when it breaks or the
 //! password file changes), the schema check at start and after every reconnect or schema
@@ -18,15 +19,15 @@ use futures_util::FutureExt;
 
 use super::connection::{self, CycleCost, SchemaInfo};
 use super::error::PostgresError;
-use super::mapping::{CycleAccumulator, MappingSettings, WorkspaceResult};
-use super::queries::honcho_of_revision;
+use super::mapping::{CycleAccumulator, MappingSettings, WorkspaceResult, overdue_boundary_micros};
+use super::queries::{CycleParameters, honcho_of_revision};
 use crate::config::postgres_url::ConnectOptions;
 use crate::config::secret_file::{SecretFile, Trim};
 use crate::config::{Secret, Settings, TokenSource};
 use crate::publication::{SharedPublished, SnapshotSource, unix_now};
 use crate::snapshot::{ExporterStats, Generation, PostgresStats, Snapshot, WorkspaceSnapshot};
 use crate::source::bookkeeping::{Counters, Health, Stamp, Transition, next_bound};
-use crate::source::selection::select_workspaces;
+use crate::source::selection::{select_workspaces, selects_everything};
 use crate::upstream::Endpoint;
 
 /// Why the database source could not start.
@@ -278,40 +279,10 @@ impl PostgresSource {
         &mut self,
     ) -> Result<Option<(BTreeMap<String, WorkspaceResult>, CycleCost)>, PostgresError> {
         let settings = Arc::clone(&self.settings);
-        let password = self.password.current()?;
-        if self
-            .client
-            .as_ref()
-            .is_some_and(|client| client.is_closed())
-            || (self.client.is_some() && password != self.password_in_use)
-        {
-            self.client = None;
-            self.schema = None;
-        }
-        if self.client.is_none() {
-            if self.next_connect.is_some_and(|next| Instant::now() < next) {
-                return Ok(None);
-            }
-            let client = connection::connect(
-                &self.options,
-                &self.tls,
-                password.as_ref(),
-                settings.poll.timeout,
-            )
-            .await?;
-            self.client = Some(client);
-            self.password_in_use = password;
+        if !self.ensure_connected().await? {
+            return Ok(None);
         }
         let budget = settings.poll.timeout;
-        if self.schema.is_none() {
-            let client = self.client.as_ref().expect("a client was connected above");
-            let schema = tokio::time::timeout(budget, connection::check_schema(client))
-                .await
-                .map_err(|_| PostgresError::Timeout(format!("schema check over {budget:?}")))??;
-            self.note_revision(&schema.revision);
-            self.revision = Some(schema.revision.clone());
-            self.schema = Some(schema);
-        }
         let mapping = MappingSettings {
             batch_max_tokens: settings.honcho.deriver_representation_batch_max_tokens,
             flush_enabled: settings.honcho.deriver_flush_enabled,
@@ -322,6 +293,7 @@ impl PostgresSource {
         };
         let now = unix_now();
         let selection = &settings.workspaces;
+        let shard = settings.shard;
         let client = self.client.as_mut().expect("a client was connected above");
         let reading =
             connection::read_cycle(client, settings.postgres.statement_timeout, |names| {
@@ -330,8 +302,19 @@ impl PostgresSource {
                 } else {
                     selection.static_list.clone()
                 };
-                let selected = select_workspaces(names, selection, settings.shard);
-                CycleAccumulator::new(mapping, &selected, now)
+                let selected = select_workspaces(names, selection, shard);
+                // The database reads only the selected workspaces' rows (a shard its share);
+                // selecting everything needs no filter.
+                let filter = (!selects_everything(selection, shard)).then(|| selected.clone());
+                let parameters = CycleParameters::new(
+                    filter,
+                    mapping.batch_max_tokens,
+                    mapping.flush_enabled,
+                    overdue_boundary_micros(now, mapping.overdue_after),
+                    mapping.detail_limit,
+                    &mapping.scopes,
+                );
+                (CycleAccumulator::new(mapping, &selected), parameters)
             });
         match tokio::time::timeout(budget, reading).await {
             Ok(Ok((accumulator, cost))) => Ok(Some((accumulator.finish(), cost))),
@@ -345,6 +328,41 @@ impl PostgresSource {
                 )))
             }
         }
+    }
+
+    /// Connects (or reconnects after a closed connection or a rotated password) and checks the
+    /// schema as needed. `Ok(false)`: still within the reconnect backoff.
+    async fn ensure_connected(&mut self) -> Result<bool, PostgresError> {
+        let password = self.password.current()?;
+        if self
+            .client
+            .as_ref()
+            .is_some_and(|client| client.is_closed())
+            || (self.client.is_some() && password != self.password_in_use)
+        {
+            self.client = None;
+            self.schema = None;
+        }
+        let budget = self.settings.poll.timeout;
+        if self.client.is_none() {
+            if self.next_connect.is_some_and(|next| Instant::now() < next) {
+                return Ok(false);
+            }
+            let client =
+                connection::connect(&self.options, &self.tls, password.as_ref(), budget).await?;
+            self.client = Some(client);
+            self.password_in_use = password;
+        }
+        if self.schema.is_none() {
+            let client = self.client.as_ref().expect("a client was connected above");
+            let schema = tokio::time::timeout(budget, connection::check_schema(client))
+                .await
+                .map_err(|_| PostgresError::Timeout(format!("schema check over {budget:?}")))??;
+            self.note_revision(&schema.revision);
+            self.revision = Some(schema.revision.clone());
+            self.schema = Some(schema);
+        }
+        Ok(true)
     }
 
     fn note_revision(&mut self, revision: &str) {

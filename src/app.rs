@@ -248,7 +248,7 @@ fn server_context(
         web_config,
         requests: Arc::new(Semaphore::new(settings.web.max_concurrent_requests.max(1))),
         request_timeout: settings.web.request_timeout,
-        upstream: upstream_description(settings),
+        upstream: upstream_of(settings),
     }
 }
 
@@ -330,11 +330,17 @@ async fn wait_for(mut signal: watch::Receiver<bool>) {
 /// The URL without user info (for display).
 /// What the exporter reads, for the landing page and the start-up log: Honcho's API URL
 /// without credentials, or the database URL (which never holds a password).
-pub fn upstream_description(settings: &Settings) -> String {
+pub fn upstream_of(settings: &Settings) -> (&'static str, String) {
     match (settings.source, &settings.postgres.url) {
-        (Source::Postgres, Some(url)) => format!("Honcho's database {}", url.as_str()),
-        _ => format!("Honcho's API {}", redacted_url(&settings.honcho.url)),
+        (Source::Postgres, Some(url)) => ("Honcho's database", url.as_str().to_string()),
+        _ => ("Honcho's API", redacted_url(&settings.honcho.url)),
     }
+}
+
+/// [`upstream_of`] as one phrase.
+pub fn upstream_description(settings: &Settings) -> String {
+    let (kind, address) = upstream_of(settings);
+    format!("{kind} {address}")
 }
 
 fn redacted_url(url: &url::Url) -> String {

@@ -49,8 +49,9 @@ pub struct ServerContext {
     pub requests: Arc<Semaphore>,
     /// Budget of one response.
     pub request_timeout: Duration,
-    /// Where Honcho is, shown on the landing page (no credentials in it).
-    pub upstream: String,
+    /// What the exporter reads (kind, address), shown on the landing page (no credentials in
+    /// it): Honcho's API URL or its database URL.
+    pub upstream: (&'static str, String),
 }
 
 /// The [`ServerContext`] every server of the exporter reads, replaceable while they serve.
@@ -341,10 +342,11 @@ fn landing(context: &ServerContext) -> Response<Body> {
     );
     let _ = write!(
         html,
-        "<p>Version {} ({}). Polling <code>{}</code> every {:?}; ",
+        "<p>Version {} ({}). Polling {} <code>{}</code> every {:?}; ",
         escape_html(crate::VERSION),
         escape_html(crate::REVISION),
-        escape_html(&context.upstream),
+        escape_html(context.upstream.0),
+        escape_html(&context.upstream.1),
         snapshot.exporter.poll_interval
     );
     match (&snapshot.exporter.postgres, snapshot.exporter.generation) {

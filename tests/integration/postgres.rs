@@ -1194,7 +1194,7 @@ async fn the_landing_page_and_start_up_log_name_the_database_and_its_health() {
         .await
         .expect("a body");
     assert!(
-        page.contains(&format!("Honcho&#39;s database {url}")),
+        page.contains(&format!("Honcho&#39;s database <code>{url}</code>")),
         "the page names the database:\n{page}"
     );
     assert!(

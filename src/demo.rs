@@ -100,7 +100,8 @@ fn print_banner(options: &DemoOptions, settings: &Settings, honcho_url: &str, we
         "  simulated Honcho (API generation {}): {honcho_url}",
         options.generation
     );
-    println!("  exporter landing page:                {web}/");
+    println!("  exporter landing page (verdicts):     {web}/");
+    println!("  verdicts as JSON:                     {web}/status");
     println!(
         "  metrics:                              {web}{}",
         settings.web.telemetry_path
@@ -110,6 +111,10 @@ fn print_banner(options: &DemoOptions, settings: &Settings, honcho_url: &str, we
     println!("  try:  curl -s {web}/metrics | grep -E '^honcho_queue_(items|work_units)'");
     println!("        curl -s {web}/metrics | grep honcho_queue_work_unit_age_seconds");
     println!("        curl -s {honcho_url}/_sim/truth | head -c 600");
+    println!(
+        "        honcho_exporter doctor --honcho.url {honcho_url} --poll.interval {:?}",
+        options.poll_interval
+    );
     println!();
     println!(
         "  The queue evolves {}x faster than real time; one workspace has units turning overdue,",

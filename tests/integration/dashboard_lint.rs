@@ -38,6 +38,8 @@ use regex::Regex;
 use serde_json::{Value, json};
 use yaml_rust2::{Yaml, YamlLoader};
 
+use crate::util::truthy;
+
 const RUNBOOK_BASE: &str =
     "https://github.com/honcho-exporter/honcho_exporter/blob/main/docs/runbook.md";
 const GRAFANA_BASE: &str = "https://grafana.example.com";
@@ -252,18 +254,7 @@ fn ranks(masked: &str) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------------
-// JSON helpers (Python truthiness, as the conventions were first written)
-
-fn truthy(value: &Value) -> bool {
-    match value {
-        Value::Null => false,
-        Value::Bool(flag) => *flag,
-        Value::Number(number) => number.as_f64() != Some(0.0),
-        Value::String(text) => !text.is_empty(),
-        Value::Array(items) => !items.is_empty(),
-        Value::Object(entries) => !entries.is_empty(),
-    }
-}
+// JSON helpers (Python truthiness, as the conventions were first written: `util::truthy`)
 
 /// `value[key]`, `Null` when absent or when `value` is not an object.
 fn field<'a>(value: &'a Value, key: &str) -> &'a Value {

@@ -18,6 +18,8 @@ use regex::Regex;
 use serde_json::{Value, json};
 use yaml_rust2::{Yaml, YamlLoader};
 
+use crate::util::truthy;
+
 /// The exporter's container identity (distroless "nonroot").
 const NONROOT_UID: i64 = 65532;
 const HEALTH_PATH: &str = "/-/healthy";
@@ -127,18 +129,6 @@ fn document_of_kind(path: &Path, kind: &str) -> Value {
         .into_iter()
         .find(|document| document["kind"] == kind)
         .unwrap_or_else(|| panic!("{} has no {kind}", rel(path)))
-}
-
-/// Python truthiness of a JSON value.
-fn truthy(value: &Value) -> bool {
-    match value {
-        Value::Null => false,
-        Value::Bool(flag) => *flag,
-        Value::Number(number) => number.as_f64() != Some(0.0),
-        Value::String(text) => !text.is_empty(),
-        Value::Array(items) => !items.is_empty(),
-        Value::Object(entries) => !entries.is_empty(),
-    }
 }
 
 fn list(value: &Value) -> &[Value] {

@@ -534,3 +534,17 @@ pub async fn scrape_until(
 ) -> Vec<ParsedSample> {
     Scrape::new().until(base, what, |_| {}, done).await
 }
+
+/// Python truthiness of a JSON value (null, false, 0, "", [] and {} are false), the rule the
+/// dashboard and deploy file checks were first written in.
+pub fn truthy(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::Null => false,
+        Value::Bool(flag) => *flag,
+        Value::Number(number) => number.as_f64() != Some(0.0),
+        Value::String(text) => !text.is_empty(),
+        Value::Array(items) => !items.is_empty(),
+        Value::Object(entries) => !entries.is_empty(),
+    }
+}

@@ -42,7 +42,7 @@ use crate::exposition::deflate::{self, Checksum, Compressor};
 use crate::exposition::{self, Format};
 use crate::families::{self, Part};
 use crate::metric::MetricFamily;
-use crate::snapshot::{ExporterStats, RollupMemory, Snapshot};
+use crate::snapshot::{RollupMemory, Snapshot};
 use crate::verdict::{self, Criteria, Report};
 
 mod body;
@@ -302,18 +302,6 @@ impl std::fmt::Debug for Published {
 }
 
 impl Published {
-    /// Before the first results: only the exporter's own metrics.
-    pub fn initial(settings: &Settings) -> Self {
-        let snapshot = Snapshot {
-            exporter: ExporterStats {
-                poll_interval: settings.poll.interval,
-                ..ExporterStats::default()
-            },
-            ..Snapshot::default()
-        };
-        Self::render(snapshot, false).judged_by(Criteria::of(settings))
-    }
-
     /// A fixed snapshot, served as it is (benchmarks, tests), its verdicts judged with the
     /// default criteria from one look.
     pub fn render(snapshot: Snapshot, ready: bool) -> Self {
@@ -633,8 +621,9 @@ mod tests {
     #[test]
     fn verdicts_keep_their_history_from_publication_to_publication_and_the_metric_agrees() {
         let mut settings = Settings::defaults();
-        let shared: SharedPublished =
-            Arc::new(RwLock::new(Arc::new(Published::initial(&settings))));
+        let shared: SharedPublished = Arc::new(RwLock::new(Arc::new(
+            Published::render(Snapshot::default(), false).judged_by(Criteria::of(&settings)),
+        )));
         let snapshot = busy_snapshot(1);
         publish(
             &shared,

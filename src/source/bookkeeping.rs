@@ -23,13 +23,6 @@ pub enum Transition {
     StillFailing,
 }
 
-impl Transition {
-    /// Whether this is a change worth an info/warn log line.
-    pub fn is_change(self) -> bool {
-        matches!(self, Transition::Recovered | Transition::Failed)
-    }
-}
-
 /// One upstream's health as a source records it: `None` until the first result.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Health(Option<EndpointHealth>);
@@ -139,11 +132,6 @@ impl Counters {
         self.last_duration = Some(duration);
     }
 
-    /// Cycles ended so far.
-    pub fn cycles(&self) -> u64 {
-        self.cycles
-    }
-
     /// The self-metrics these counters feed, over `poll_interval`.
     pub fn stats(&self, poll_interval: Duration) -> ExporterStats {
         ExporterStats {
@@ -177,7 +165,6 @@ mod tests {
         assert_eq!(health.get().and_then(|h| h.last_success), Some(10.0));
         assert_eq!(health.succeeded(20.0), Transition::Recovered);
         assert_eq!(health.succeeded(30.0), Transition::StillUp);
-        assert!(Transition::Recovered.is_change() && !Transition::StillUp.is_change());
     }
 
     #[test]

@@ -143,6 +143,23 @@ pub struct PostgresStats {
     pub password_reload_errors: Option<BTreeMap<&'static str, u64>>,
 }
 
+/// Workspaces a source summed together, as the ceiling would have ([`roll_up`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FoldedWorkspaces {
+    /// How many workspaces.
+    pub workspaces: u64,
+    /// Their sum: counts, cells and scopes; no sessions, no detail.
+    pub data: WorkspaceSnapshot,
+}
+
+impl Snapshot {
+    /// Workspaces polled: those in the snapshot (the reserved `__other__` included) and those
+    /// folded by the source.
+    pub fn polled_workspaces(&self) -> u64 {
+        self.workspaces.len() as u64 + self.folded.as_ref().map_or(0, |folded| folded.workspaces)
+    }
+}
+
 /// One poll cycle's immutable result.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Snapshot {
@@ -150,6 +167,10 @@ pub struct Snapshot {
     pub taken_at: f64,
     /// Per workspace, sorted by name.
     pub workspaces: BTreeMap<String, WorkspaceSnapshot>,
+    /// Workspaces the source already summed together, because the ceiling cannot choose them
+    /// (the database source over `workspaces.max_exported`): folded into `__other__` with the
+    /// others by [`roll_up`], never exported on their own.
+    pub folded: Option<FoldedWorkspaces>,
     /// The deriver settings seen in the work-units envelope.
     pub batch_max_tokens: Option<u64>,
     /// `flush_enabled` seen in the work-units envelope.

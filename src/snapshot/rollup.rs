@@ -148,7 +148,7 @@ pub fn select_exported(
     if max_exported == 0 {
         return None;
     }
-    if snapshot.workspaces.len() <= max_exported {
+    if snapshot.polled_workspaces() <= max_exported as u64 {
         return Some(snapshot.workspaces.keys().cloned().collect());
     }
     let ranked = rank(snapshot);
@@ -171,8 +171,9 @@ pub fn select_exported(
     Some(exported)
 }
 
-/// Folds every workspace not in `exported` into one [`OTHER_WORKSPACES`] entry; returns how many
-/// were folded. Nothing folded: the snapshot is unchanged (no `__other__`).
+/// Folds every workspace not in `exported`, and those the source folded already
+/// ([`Snapshot::folded`]), into one [`OTHER_WORKSPACES`] entry; returns how many were folded.
+/// Nothing folded: the snapshot is unchanged (no `__other__`).
 pub fn roll_up(snapshot: &mut Snapshot, exported: &BTreeSet<String>) -> u64 {
     let rolled: Vec<String> = snapshot
         .workspaces
@@ -180,7 +181,8 @@ pub fn roll_up(snapshot: &mut Snapshot, exported: &BTreeSet<String>) -> u64 {
         .filter(|name| !exported.contains(*name))
         .cloned()
         .collect();
-    if rolled.is_empty() {
+    let folded = snapshot.folded.take();
+    if rolled.is_empty() && folded.is_none() {
         return 0;
     }
     let mut fold = Fold::default();
@@ -189,10 +191,15 @@ pub fn roll_up(snapshot: &mut Snapshot, exported: &BTreeSet<String>) -> u64 {
             fold.add(data);
         }
     }
+    let mut count = rolled.len() as u64;
+    if let Some(folded) = folded {
+        fold.add(folded.data);
+        count += folded.workspaces;
+    }
     snapshot
         .workspaces
         .insert(OTHER_WORKSPACES.to_string(), fold.finish());
-    rolled.len() as u64
+    count
 }
 
 /// Strips the data of the detail families switched off, in every workspace.

@@ -94,12 +94,17 @@ impl Ceiling {
         let snapshot = view.snapshot_at(now);
         let max_exported = settings.export.max_exported_workspaces;
         let exported = select_exported(&snapshot, max_exported, &previous.exported);
-        let rolled_up = exported.as_ref().map_or(0, |set| {
-            snapshot
+        let folded = snapshot
+            .folded
+            .as_ref()
+            .map_or(0, |folded| folded.workspaces);
+        let rolled_up = exported.as_ref().map_or(folded, |set| {
+            let beyond = snapshot
                 .workspaces
                 .keys()
                 .filter(|name| !set.contains(*name))
-                .count() as u64
+                .count() as u64;
+            beyond + folded
         });
         let mut memory = previous.clone();
         memory.exported = Arc::new(exported.clone().unwrap_or_default());
@@ -126,10 +131,14 @@ impl Ceiling {
 
     fn apply(&self, mut snapshot: Snapshot) -> Snapshot {
         strip_detail(&mut snapshot, self.switches);
-        let polled = snapshot.workspaces.len() as u64;
+        let polled = snapshot.polled_workspaces();
         let rolled_up = match &self.exported {
             Some(exported) => roll_up(&mut snapshot, exported),
-            None => 0,
+            // No ceiling: only what a source folded itself (none does without one).
+            None => {
+                let all: BTreeSet<String> = snapshot.workspaces.keys().cloned().collect();
+                roll_up(&mut snapshot, &all)
+            }
         };
         if let Some(total) = self.capped_total {
             snapshot.exporter.rollup = Some(RollupStats { polled, rolled_up });

@@ -604,11 +604,13 @@ mod equivalence {
     use super::*;
     use honcho_exporter::config::Scope;
     use honcho_exporter::honcho::Client;
+    use honcho_exporter::snapshot::{roll_up, select_exported};
     use honcho_exporter::source::api::Poller;
     use honcho_sim::{
         Generation, LoadedTask, LoadedUnit, LoadedWorkspace, QueueState, Simulator, SimulatorConfig,
     };
     use proptest::prelude::*;
+    use std::collections::BTreeSet;
 
     /// splitmix64: a small deterministic generator driven by proptest's seed.
     struct Draw(u64);
@@ -647,12 +649,15 @@ mod equivalence {
         flush: bool,
     }
 
-    fn generate(seed: u64, now_micros: i64) -> Generated {
+    /// A random queue state; `many`: 4–6 workspaces, a quarter of them without rows (for the
+    /// ceiling), else 1–3.
+    fn generate(seed: u64, now_micros: i64, many: bool) -> Generated {
         let mut draw = Draw(seed);
         let threshold = [50u32, 100, 300][draw.below(3) as usize];
         let flush = draw.chance(20);
         let mut workspaces = Vec::new();
-        for w in 0..1 + draw.below(3) {
+        let first = if many { 4 } else { 1 };
+        for w in 0..first + draw.below(3) {
             let name = format!("ws-{w}");
             let session_count = 1 + draw.below(SESSIONS.len() as u64) as usize;
             let sessions: Vec<(String, String)> = (0..session_count)
@@ -665,7 +670,12 @@ mod equivalence {
                 .collect();
             let mut units: Vec<LoadedUnit> = Vec::new();
             let mut identities = std::collections::HashSet::new();
-            for _ in 0..draw.below(14) {
+            let unit_count = if many && draw.chance(25) {
+                0
+            } else {
+                draw.below(14)
+            };
+            for _ in 0..unit_count {
                 let task = match draw.below(5) {
                     0 => LoadedTask::Summary,
                     1 => LoadedTask::Dream,
@@ -838,7 +848,10 @@ mod equivalence {
             .collect()
     }
 
-    async fn compare(seed: u64) {
+    /// The same state through both sources; `ceiling` > 0: the database source runs with
+    /// `workspaces.max_exported = ceiling` (its query folds what the ceiling cannot choose) and
+    /// the API side's complete snapshot goes through the ceiling's own rules, from no history.
+    async fn compare(seed: u64, ceiling: usize) {
         let now_micros = i64::try_from(
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -846,7 +859,7 @@ mod equivalence {
                 .as_micros(),
         )
         .expect("fits");
-        let generated = generate(seed, now_micros);
+        let generated = generate(seed, now_micros, ceiling > 0);
         let state = &generated.state;
 
         // The simulator, as generation C, through the API poller.
@@ -896,8 +909,13 @@ mod equivalence {
         }
         let _ = stop.send(());
         let _ = running.await;
-        let api_snapshot =
+        let mut api_snapshot =
             api_snapshot.expect("the API poller completed a walk of every workspace");
+        if ceiling > 0 {
+            let exported = select_exported(&api_snapshot, ceiling, &BTreeSet::new())
+                .expect("a ceiling chooses");
+            roll_up(&mut api_snapshot, &exported);
+        }
         let mut api_text = Vec::new();
         exposition::render(
             &families::poll_families(&api_snapshot),
@@ -920,9 +938,19 @@ mod equivalence {
         db_settings.honcho.deriver_representation_batch_max_tokens = u64::from(generated.threshold);
         db_settings.honcho.deriver_flush_enabled = generated.flush;
         db_settings.classify.overdue_after = api_settings.classify.overdue_after;
+        if ceiling > 0 {
+            db_settings.export.max_exported_workspaces = ceiling;
+        }
         let mut harness = Harness::new(db_settings);
         let db_text = harness.cycle().await;
         assert!(db_text.contains(POSTGRES_UP), "{db_text}");
+        if ceiling > 0 {
+            let rolled = state.workspaces.len() - ceiling;
+            assert_has(
+                &db_text,
+                &format!("honcho_exporter_workspaces_rolled_up {rolled}"),
+            );
+        }
 
         // The one documented difference: the database names every exported session, the API
         // only those with unprocessed rows.
@@ -985,7 +1013,22 @@ mod equivalence {
                 .enable_all()
                 .build()
                 .expect("runtime");
-            runtime.block_on(compare(seed));
+            runtime.block_on(compare(seed, 0));
+        }
+
+        /// Over the ceiling the query folds every workspace the ceiling cannot choose: what is
+        /// exported is still exactly what the ceiling makes of every workspace's numbers.
+        #[test]
+        fn over_the_ceiling_the_database_folds_exactly_as_the_ceiling_does(seed in any::<u64>()) {
+            if !ready() {
+                return Ok(());
+            }
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(compare(seed, 1 + (seed % 2) as usize));
         }
     }
 }

@@ -11,8 +11,9 @@ use futures_util::{StreamExt, pin_mut};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, IsolationLevel, NoTls, Row};
 
+use super::accumulator::CycleAccumulator;
 use super::error::PostgresError;
-use super::mapping::{CycleAccumulator, CycleRow, StateItems, state_of_code};
+use super::mapping::{CycleRow, StateItems, state_of_code};
 use super::queries::{
     self, ColumnCheck, CycleParameters, NEEDED_COLUMNS, SchemaProblem, evaluate_schema, row_kind,
 };
@@ -185,7 +186,7 @@ pub async fn read_cycle(
     let mut mapping = Duration::ZERO;
     let (mut accumulator, parameters) = plan(names);
     let mut count = 0u64;
-    let bound: [&(dyn ToSql + Sync); 8] = [
+    let bound: [&(dyn ToSql + Sync); 9] = [
         &parameters.workspaces,
         &parameters.batch_max_tokens,
         &parameters.flush_enabled,
@@ -194,6 +195,7 @@ pub async fn read_cycle(
         &parameters.scope_sessions,
         &parameters.scope_observers,
         &parameters.scope_senders,
+        &parameters.full_workspaces,
     ];
     let rows = transaction.query_raw(queries::CYCLE, bound).await?;
     pin_mut!(rows);
@@ -215,53 +217,66 @@ pub async fn read_cycle(
     ))
 }
 
+/// Column `index` of `row` as a count: a negative number (a corrupt row) counts as 0 rather
+/// than failing the cycle.
+fn number(row: &Row, index: usize) -> Result<u64, PostgresError> {
+    let value: Option<i64> = row.try_get(index)?;
+    Ok(value.unwrap_or(0).max(0) as u64)
+}
+
+/// Column `index` of `row` as text that must be there.
+fn text<'a>(row: &'a Row, index: usize, what: &str) -> Result<&'a str, PostgresError> {
+    row.try_get::<_, Option<&str>>(index)?
+        .ok_or_else(|| PostgresError::Query(format!("cycle row without {what}")))
+}
+
+/// The unit state of column 5.
+fn state(row: &Row) -> Result<UnitState, PostgresError> {
+    let code: Option<i32> = row.try_get(5)?;
+    code.and_then(state_of_code)
+        .ok_or_else(|| PostgresError::Query(format!("unknown unit state {code:?}")))
+}
+
+/// Column `index` as microseconds since the epoch.
+fn micros(row: &Row, index: usize) -> Result<i64, PostgresError> {
+    Ok(row.try_get::<_, Option<i64>>(index)?.unwrap_or(0))
+}
+
+/// Columns 6–9 as item counts by state.
+fn items(row: &Row) -> Result<StateItems, PostgresError> {
+    Ok(StateItems {
+        completed: number(row, 6)?,
+        in_progress: number(row, 7)?,
+        stalled: number(row, 8)?,
+        ready: number(row, 9)?,
+    })
+}
+
 /// Reads one row of [`queries::CYCLE`].
 fn cycle_row(row: &Row) -> Result<CycleRow<'_>, PostgresError> {
-    // A negative number (a corrupt row) counts as 0 rather than failing the cycle.
-    let number = |index: usize| -> Result<u64, PostgresError> {
-        let value: Option<i64> = row.try_get(index)?;
-        Ok(value.unwrap_or(0).max(0) as u64)
-    };
-    let text = |index: usize, what: &str| -> Result<&str, PostgresError> {
-        row.try_get::<_, Option<&str>>(index)?
-            .ok_or_else(|| PostgresError::Query(format!("cycle row without {what}")))
-    };
-    let state = || -> Result<UnitState, PostgresError> {
-        let code: Option<i32> = row.try_get(5)?;
-        code.and_then(state_of_code)
-            .ok_or_else(|| PostgresError::Query(format!("unknown unit state {code:?}")))
-    };
-    let micros = |index: usize| -> Result<i64, PostgresError> {
-        Ok(row.try_get::<_, Option<i64>>(index)?.unwrap_or(0))
-    };
-    let items = || -> Result<StateItems, PostgresError> {
-        Ok(StateItems {
-            completed: number(6)?,
-            in_progress: number(7)?,
-            stalled: number(8)?,
-            ready: number(9)?,
-        })
-    };
-    let workspace = text(1, "a workspace")?;
     let kind: i16 = row.try_get(0)?;
-    Ok(match kind {
-        row_kind::CELL => CycleRow::Cell {
-            workspace,
-            task_type: text(3, "a task type")?,
-            state: state()?,
-            units: number(6)?,
-            items: number(7)?,
-            tokens: number(8)?,
-            oldest_micros: micros(9)?,
+    if kind == row_kind::CELL {
+        // A cell without a workspace is the sum over the folded workspaces.
+        return Ok(CycleRow::Cell {
+            workspace: row.try_get(1)?,
+            task_type: text(row, 3, "a task type")?,
+            state: state(row)?,
+            units: number(row, 6)?,
+            items: number(row, 7)?,
+            tokens: number(row, 8)?,
+            oldest_micros: micros(row, 9)?,
             largest_gated_tokens: row
                 .try_get::<_, Option<i64>>(10)?
                 .map(|value| value.max(0) as u64),
-        },
+        });
+    }
+    let workspace = text(row, 1, "a workspace")?;
+    Ok(match kind {
         row_kind::SESSION => CycleRow::Session {
             workspace,
             session_id: row.try_get(2)?,
             session_name: row.try_get(4)?,
-            items: items()?,
+            items: items(row)?,
         },
         row_kind::SCOPE => {
             let place: Option<i32> = row.try_get(5)?;
@@ -272,18 +287,25 @@ fn cycle_row(row: &Row) -> Result<CycleRow<'_>, PostgresError> {
             CycleRow::Scope {
                 workspace,
                 index,
-                items: items()?,
+                items: items(row)?,
+                folded: number(row, 10)? == 1,
             }
         }
+        row_kind::FOLDED => CycleRow::Folded {
+            workspace,
+            items: items(row)?,
+            sessions: number(row, 10)?,
+            problems: number(row, 11)?,
+        },
         row_kind::DETAIL => CycleRow::Detail {
             workspace,
-            place: number(6)?,
-            work_unit_key: text(2, "a work unit key")?,
-            task_type: text(3, "a task type")?,
+            place: number(row, 6)?,
+            work_unit_key: text(row, 2, "a work unit key")?,
+            task_type: text(row, 3, "a task type")?,
             session_name: row.try_get(4)?,
-            state: state()?,
-            tokens: number(8)?,
-            oldest_micros: micros(9)?,
+            state: state(row)?,
+            tokens: number(row, 8)?,
+            oldest_micros: micros(row, 9)?,
         },
         other => {
             return Err(PostgresError::Query(format!(

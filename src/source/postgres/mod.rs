@@ -15,6 +15,7 @@
 //! Never reads `queue.payload` or `messages.content`: the role of `deploy/postgres/grant.sql`
 //! cannot, and every test runs as that role.
 
+pub mod accumulator;
 pub mod connection;
 pub mod error;
 pub mod mapping;

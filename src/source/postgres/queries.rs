@@ -61,6 +61,9 @@ pub mod row_kind {
     pub const SCOPE: i16 = 2;
     /// One of a workspace's top-K problem units, with its place.
     pub const DETAIL: i16 = 3;
+    /// Per workspace folded into the rest (beyond the query's `$9` full workspaces): its item
+    /// counts, its sessions and its problem units (for the caps' counters), nothing else.
+    pub const FOLDED: i16 = 4;
 }
 
 /// Unit states as the query codes them: the problem rank first (the detail order), ready last.
@@ -77,7 +80,9 @@ pub mod unit_state {
 
 /// The one pass of a cycle: the database groups the tracked rows of the selected workspaces
 /// into work units, classifies each unit and returns only aggregates, so the rows returned grow
-/// with workspaces and sessions, never with work units or queue rows.
+/// with workspaces and sessions, never with work units or queue rows — and, with `$9`, the
+/// rows of every workspace beyond the first `$9` come back folded, so what the exporter holds
+/// is bounded by what it can export, not by how many workspaces exist.
 ///
 /// Parameters: `$1 text[]` the selected workspaces (NULL: every workspace; the index on
 /// `queue.workspace_name` serves a short list), `$2 int8` Honcho's
@@ -85,7 +90,17 @@ pub mod unit_state {
 /// overdue boundary in microseconds since the epoch (a stalled unit whose oldest unprocessed row
 /// is older is overdue: `ceil((now − overdue_after) × 10⁶)`), `$5 int8` detail units kept per
 /// workspace, `$6`, `$7`, `$8 text[]` the scopes' session name, observer and sender filters
-/// (parallel arrays, NULL for absent; a scope's place is its 1-based index).
+/// (parallel arrays, NULL for absent; a scope's place is its 1-based index), `$9 int8` how many
+/// workspaces are returned in full (NULL: all of them).
+///
+/// The workspaces returned in full are the first `$9` of those with rows in the ceiling's export
+/// order (`snapshot::rollup`: larger pending backlog first, then the older oldest ready item,
+/// none last, then the name byte-wise); when every workspace is selected, only those of the
+/// `workspaces` table count (the exporter ignores the rows of any other). The exporter asks
+/// for `max_exported` + the hysteresis margin, the most the ceiling can choose from among
+/// workspaces with rows (`CycleAccumulator`), so folding here never changes what is exported.
+/// A folded workspace returns no session and no detail rows: its cells are summed into rows
+/// whose `workspace_name` is NULL, and it has one [`row_kind::FOLDED`] row.
 ///
 /// The rules are those of `classify.rs` and the API (shared/honcho-schema.md): a work unit is
 /// the rows of one (`work_unit_key`, `session_id`) — the key already names the task type and the
@@ -99,12 +114,16 @@ pub mod unit_state {
 /// stalled. Status items: completed = processed, in progress = unprocessed of a claimed unit,
 /// stalled = unprocessed of a stalled or overdue unit, ready = the other unprocessed.
 ///
-/// Rows (`kind`, `workspace_name`, `key`, `task_type`, `name`, `state`, `n1` … `n5`):
+/// Rows (`kind`, `workspace_name`, `key`, `task_type`, `name`, `state`, `n1` … `n6`):
 /// - [`row_kind::CELL`]: `task_type`, `state`; `n1` units, `n2` items, `n3` tokens, `n4` oldest
-///   (µs), `n5` the largest tokens of a stalled or overdue unit (NULL otherwise).
+///   (µs), `n5` the largest tokens of a stalled or overdue unit (NULL otherwise);
+///   `workspace_name` NULL: the sum over every folded workspace.
 /// - [`row_kind::SESSION`]: `key` the session id (NULL for no session), `name` its name;
 ///   `n1` completed, `n2` in progress, `n3` stalled, `n4` ready.
-/// - [`row_kind::SCOPE`]: `state` the scope's place; `n1` … `n4` as for sessions.
+/// - [`row_kind::SCOPE`]: `state` the scope's place; `n1` … `n4` as for sessions; `n5` 1 when
+///   the workspace is folded (NULL otherwise).
+/// - [`row_kind::FOLDED`]: `n1` … `n4` as for sessions, `n5` its sessions (not counting the
+///   items of no session), `n6` its problem units (overdue, stalled, in progress).
 /// - [`row_kind::DETAIL`]: `key`, `task_type`, `state`, `name` the session name; `n1` its
 ///   place (1 = most problematic: overdue, then stalled, then in progress; oldest first; then
 ///   the key byte-wise — the aggregator's order), `n3` tokens, `n4` oldest (µs).
@@ -140,10 +159,36 @@ WITH unit AS MATERIALIZED (
   ) AS grouped
   LEFT JOIN active_queue_sessions AS claimed ON claimed.work_unit_key = grouped.work_unit_key
 ),
+workspace AS MATERIALIZED (
+  SELECT ranking.workspace_name, $9::int8 IS NULL OR ranking.place <= $9::int8 AS in_full
+  FROM (
+    SELECT unit.workspace_name,
+           row_number() OVER (
+             ORDER BY coalesce(sum(unit.unprocessed) FILTER (WHERE unit.state IN (0, 1, 3)), 0) DESC,
+                      min(unit.oldest_micros) FILTER (WHERE unit.state = 3) ASC NULLS LAST,
+                      unit.workspace_name COLLATE \"C\") AS place
+    FROM unit
+    WHERE $1::text[] IS NOT NULL
+       OR EXISTS (SELECT FROM workspaces AS known
+                  WHERE known.name = unit.workspace_name COLLATE \"C\")
+    GROUP BY unit.workspace_name
+  ) AS ranking
+),
 scope AS (
   SELECT filter.session_name, filter.observer, filter.sender, filter.place
   FROM unnest($6::text[], $7::text[], $8::text[]) WITH ORDINALITY
        AS filter(session_name, observer, sender, place)
+),
+counted AS (
+  SELECT unit.workspace_name, unit.session_id, workspace.in_full,
+         sum(unit.completed)::int8 AS completed,
+         coalesce(sum(unit.unprocessed) FILTER (WHERE unit.state = 2), 0)::int8 AS in_progress,
+         coalesce(sum(unit.unprocessed) FILTER (WHERE unit.state IN (0, 1)), 0)::int8 AS stalled,
+         coalesce(sum(unit.unprocessed) FILTER (WHERE unit.state = 3), 0)::int8 AS ready,
+         count(*) FILTER (WHERE unit.state IN (0, 1, 2))::int8 AS problems
+  FROM unit
+  JOIN workspace ON workspace.workspace_name = unit.workspace_name
+  GROUP BY unit.workspace_name, unit.session_id, workspace.in_full
 ),
 ranked AS (
   SELECT unit.workspace_name, unit.work_unit_key, unit.task_type, unit.session_id, unit.state,
@@ -152,35 +197,42 @@ ranked AS (
                             ORDER BY unit.state, unit.oldest_micros,
                                      unit.work_unit_key COLLATE \"C\") AS place
   FROM unit
-  WHERE unit.state IN (0, 1, 2)
+  JOIN workspace ON workspace.workspace_name = unit.workspace_name
+  WHERE unit.state IN (0, 1, 2) AND workspace.in_full
 )
-SELECT 0::int2 AS kind, unit.workspace_name, NULL::text AS key, unit.task_type, NULL::text AS name,
-       unit.state, count(*)::int8 AS n1, sum(unit.unprocessed)::int8 AS n2,
-       sum(unit.tokens)::int8 AS n3, min(unit.oldest_micros) AS n4,
-       max(unit.tokens) FILTER (WHERE unit.state IN (0, 1)) AS n5
+SELECT 0::int2 AS kind,
+       CASE WHEN workspace.in_full THEN unit.workspace_name END AS workspace_name,
+       NULL::text AS key, unit.task_type, NULL::text AS name, unit.state,
+       count(*)::int8 AS n1, sum(unit.unprocessed)::int8 AS n2, sum(unit.tokens)::int8 AS n3,
+       min(unit.oldest_micros) AS n4,
+       max(unit.tokens) FILTER (WHERE unit.state IN (0, 1)) AS n5, NULL::int8 AS n6
 FROM unit
+JOIN workspace ON workspace.workspace_name = unit.workspace_name
 WHERE unit.state IS NOT NULL
-GROUP BY unit.workspace_name, unit.task_type, unit.state
+GROUP BY 2, unit.task_type, unit.state
 UNION ALL
-SELECT 1::int2, counted.workspace_name, counted.session_id,  NULL,
+SELECT 1::int2, counted.workspace_name, counted.session_id, NULL,
        (SELECT session.name FROM sessions AS session WHERE session.id = counted.session_id),
-       NULL, counted.completed, counted.in_progress, counted.stalled, counted.ready, NULL
-FROM (
-  SELECT unit.workspace_name, unit.session_id,
-         sum(unit.completed)::int8 AS completed,
-         coalesce(sum(unit.unprocessed) FILTER (WHERE unit.state = 2), 0)::int8 AS in_progress,
-         coalesce(sum(unit.unprocessed) FILTER (WHERE unit.state IN (0, 1)), 0)::int8 AS stalled,
-         coalesce(sum(unit.unprocessed) FILTER (WHERE unit.state = 3), 0)::int8 AS ready
-  FROM unit
-  GROUP BY unit.workspace_name, unit.session_id
-) AS counted
+       NULL, counted.completed, counted.in_progress, counted.stalled, counted.ready, NULL, NULL
+FROM counted
+WHERE counted.in_full
+UNION ALL
+SELECT 4::int2, counted.workspace_name, NULL, NULL, NULL, NULL,
+       sum(counted.completed)::int8, sum(counted.in_progress)::int8,
+       sum(counted.stalled)::int8, sum(counted.ready)::int8,
+       count(counted.session_id)::int8, sum(counted.problems)::int8
+FROM counted
+WHERE NOT counted.in_full
+GROUP BY counted.workspace_name
 UNION ALL
 SELECT 2::int2, unit.workspace_name, NULL, NULL, NULL, scope.place::int4,
        sum(unit.completed)::int8,
        coalesce(sum(unit.unprocessed) FILTER (WHERE unit.state = 2), 0)::int8,
        coalesce(sum(unit.unprocessed) FILTER (WHERE unit.state IN (0, 1)), 0)::int8,
-       coalesce(sum(unit.unprocessed) FILTER (WHERE unit.state = 3), 0)::int8, NULL
+       coalesce(sum(unit.unprocessed) FILTER (WHERE unit.state = 3), 0)::int8,
+       CASE WHEN workspace.in_full THEN NULL ELSE 1 END::int8, NULL
 FROM unit
+JOIN workspace ON workspace.workspace_name = unit.workspace_name
 CROSS JOIN LATERAL (SELECT string_to_array(unit.work_unit_key, ':') AS parts) AS split
 CROSS JOIN LATERAL (
   SELECT CASE WHEN cardinality(split.parts) = 5
@@ -198,11 +250,11 @@ JOIN scope
                                WHERE session.id = unit.session_id))
  AND ((scope.observer IS NULL AND scope.sender IS NULL)
       OR scope.observer = peers.observer OR scope.sender = peers.observed)
-GROUP BY unit.workspace_name, scope.place
+GROUP BY unit.workspace_name, scope.place, workspace.in_full
 UNION ALL
 SELECT 3::int2, ranked.workspace_name, ranked.work_unit_key, ranked.task_type,
        (SELECT session.name FROM sessions AS session WHERE session.id = ranked.session_id),
-       ranked.state, ranked.place, NULL, ranked.tokens, ranked.oldest_micros, NULL
+       ranked.state, ranked.place, NULL, ranked.tokens, ranked.oldest_micros, NULL, NULL
 FROM ranked
 WHERE ranked.place <= $5::int8";
 
@@ -225,6 +277,8 @@ pub struct CycleParameters {
     pub scope_observers: Vec<Option<String>>,
     /// `$8`: each scope's sender filter.
     pub scope_senders: Vec<Option<String>>,
+    /// `$9`: workspaces returned in full; `None`: all of them.
+    pub full_workspaces: Option<i64>,
 }
 
 impl CycleParameters {
@@ -254,6 +308,15 @@ impl CycleParameters {
                 .map(|scope| given(&scope.observer_id))
                 .collect(),
             scope_senders: scopes.iter().map(|scope| given(&scope.sender_id)).collect(),
+            full_workspaces: None,
+        }
+    }
+
+    /// The same with `$9`: `full` workspaces returned in full (`None`: all).
+    pub fn with_full_workspaces(self, full: Option<usize>) -> Self {
+        CycleParameters {
+            full_workspaces: full.map(|full| i64::try_from(full).unwrap_or(i64::MAX)),
+            ..self
         }
     }
 }

@@ -17,15 +17,20 @@ use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 
+use super::accumulator::{
+    CycleAccumulator, CycleResults, FoldedResult, WorkspaceResult, full_workspaces,
+};
 use super::connection::{self, CycleCost, SchemaInfo};
 use super::error::PostgresError;
-use super::mapping::{CycleAccumulator, MappingSettings, WorkspaceResult, overdue_boundary_micros};
+use super::mapping::{MappingSettings, overdue_boundary_micros};
 use super::queries::{CycleParameters, honcho_of_revision};
 use crate::config::postgres_url::ConnectOptions;
 use crate::config::secret_file::{SecretFile, Trim};
 use crate::config::{Secret, Settings, TokenSource};
 use crate::publication::{SharedPublished, SnapshotSource, unix_now};
-use crate::snapshot::{ExporterStats, Generation, PostgresStats, Snapshot, WorkspaceSnapshot};
+use crate::snapshot::{
+    ExporterStats, FoldedWorkspaces, Generation, PostgresStats, Snapshot, WorkspaceSnapshot,
+};
 use crate::source::bookkeeping::{Counters, Health, Stamp, Transition, next_bound};
 use crate::source::selection::{select_workspaces, selects_everything};
 use crate::upstream::Endpoint;
@@ -145,7 +150,9 @@ pub struct PostgresSource {
     unknown_revision_logged: Option<String>,
     consecutive_failures: u32,
     next_connect: Option<Instant>,
-    records: BTreeMap<String, (Stamp, WorkspaceResult)>,
+    records: Arc<BTreeMap<String, (Stamp, WorkspaceResult)>>,
+    /// The workspaces folded by the query (over the ceiling), read with `records`.
+    folded: Option<Arc<(Stamp, FoldedResult)>>,
     health: Health,
     counters: Counters,
     last_cost: Option<CycleCost>,
@@ -178,7 +185,8 @@ impl PostgresSource {
             unknown_revision_logged: None,
             consecutive_failures: 0,
             next_connect: None,
-            records: BTreeMap::new(),
+            records: Arc::new(BTreeMap::new()),
+            folded: None,
             health: Health::default(),
             counters: Counters::default(),
             last_cost: None,
@@ -218,16 +226,21 @@ impl PostgresSource {
         match outcome {
             Ok(Some((results, cost))) => {
                 let stamp = Stamp::new(now, self.settings.poll.max_staleness);
-                for result in results.values() {
+                let folded = results.folded.as_ref().map(|folded| &folded.result);
+                for result in results.workspaces.values().chain(folded) {
                     self.counters
                         .count_capped("session_items", result.status.capped_sessions);
                     self.counters
                         .count_capped("work_unit_detail", result.work_units.capped_detail);
                 }
-                self.records = results
-                    .into_iter()
-                    .map(|(name, result)| (name, (stamp, result)))
-                    .collect();
+                self.records = Arc::new(
+                    results
+                        .workspaces
+                        .into_iter()
+                        .map(|(name, result)| (name, (stamp, result)))
+                        .collect(),
+                );
+                self.folded = results.folded.map(|folded| Arc::new((stamp, folded)));
                 self.last_cost = Some(cost);
                 if self.health.succeeded(now) == Transition::Recovered {
                     tracing::info!("Honcho's database answers again");
@@ -275,9 +288,7 @@ impl PostgresSource {
 
     /// Connects and checks the schema as needed, then reads one cycle. `Ok(None)`: still
     /// within the reconnect backoff.
-    async fn read(
-        &mut self,
-    ) -> Result<Option<(BTreeMap<String, WorkspaceResult>, CycleCost)>, PostgresError> {
+    async fn read(&mut self) -> Result<Option<(CycleResults, CycleCost)>, PostgresError> {
         let settings = Arc::clone(&self.settings);
         if !self.ensure_connected().await? {
             return Ok(None);
@@ -294,6 +305,7 @@ impl PostgresSource {
         let now = unix_now();
         let selection = &settings.workspaces;
         let shard = settings.shard;
+        let max_exported = settings.export.max_exported_workspaces;
         let client = self.client.as_mut().expect("a client was connected above");
         let reading =
             connection::read_cycle(client, settings.postgres.statement_timeout, |names| {
@@ -306,6 +318,8 @@ impl PostgresSource {
                 // The database reads only the selected workspaces' rows (a shard its share);
                 // selecting everything needs no filter.
                 let filter = (!selects_everything(selection, shard)).then(|| selected.clone());
+                // Over the ceiling, only what it can choose from comes back in full.
+                let full = full_workspaces(max_exported, selected.len());
                 let parameters = CycleParameters::new(
                     filter,
                     mapping.batch_max_tokens,
@@ -313,8 +327,9 @@ impl PostgresSource {
                     overdue_boundary_micros(now, mapping.overdue_after),
                     mapping.detail_limit,
                     &mapping.scopes,
-                );
-                (CycleAccumulator::new(mapping, &selected), parameters)
+                )
+                .with_full_workspaces(full);
+                (CycleAccumulator::new(mapping, &selected, full), parameters)
             });
         match tokio::time::timeout(budget, reading).await {
             Ok(Ok((accumulator, cost))) => Ok(Some((accumulator.finish(), cost))),
@@ -381,7 +396,8 @@ impl PostgresSource {
     fn view(&self) -> CycleView {
         let honcho = &self.settings.honcho;
         CycleView {
-            records: self.records.clone(),
+            records: Arc::clone(&self.records),
+            folded: self.folded.clone(),
             transaction: self
                 .last_cost
                 .map(|cost| cost.transaction)
@@ -413,7 +429,8 @@ impl PostgresSource {
 /// only while their stamp allows (the publication re-renders without them at their bound,
 /// mid-interval included).
 struct CycleView {
-    records: BTreeMap<String, (Stamp, WorkspaceResult)>,
+    records: Arc<BTreeMap<String, (Stamp, WorkspaceResult)>>,
+    folded: Option<Arc<(Stamp, FoldedResult)>>,
     transaction: Duration,
     batch_max_tokens: u64,
     flush_enabled: bool,
@@ -433,9 +450,18 @@ impl SnapshotSource for CycleView {
                 )
             })
             .collect();
+        let folded = self
+            .folded
+            .as_deref()
+            .filter(|(stamp, _)| stamp.servable(now))
+            .map(|(stamp, folded)| FoldedWorkspaces {
+                workspaces: folded.workspaces,
+                data: workspace_snapshot(&folded.result, stamp.at, self.transaction),
+            });
         Snapshot {
             taken_at: now,
             workspaces,
+            folded,
             batch_max_tokens: Some(self.batch_max_tokens),
             flush_enabled: Some(self.flush_enabled),
             exporter: self.exporter.clone(),
@@ -443,7 +469,14 @@ impl SnapshotSource for CycleView {
     }
 
     fn next_expiry(&self, now: f64) -> Option<f64> {
-        next_bound(self.records.values().map(|(stamp, _)| stamp.until), now)
+        let folded = self.folded.as_deref().map(|(stamp, _)| stamp.until);
+        next_bound(
+            self.records
+                .values()
+                .map(|(stamp, _)| stamp.until)
+                .chain(folded),
+            now,
+        )
     }
 }
 

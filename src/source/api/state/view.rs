@@ -34,6 +34,7 @@ impl PollState {
         Snapshot {
             taken_at: now,
             workspaces,
+            folded: None,
             batch_max_tokens: self.batch_max_tokens,
             flush_enabled: self.flush_enabled,
             exporter: ExporterStats {

@@ -337,6 +337,7 @@ mod tests {
     use crate::classify::TaskType;
     use crate::honcho::Endpoint;
     use crate::honcho::types::ItemCounts;
+    use crate::snapshot::FoldedWorkspaces;
     use crate::snapshot::{SessionRow, UnitDetail};
 
     /// A workspace: `pending` items (of which `stalled` stalled), `in_progress` items, one
@@ -527,6 +528,36 @@ mod tests {
         let workspaces: Vec<&str> = snapshot.workspaces.keys().map(String::as_str).collect();
         assert_eq!(workspaces, [OTHER_WORKSPACES, "b", "c"]);
         assert_eq!(state_sums(&snapshot), before, "sums per state are exact");
+    }
+
+    #[test]
+    fn workspaces_a_source_folded_join_other_and_count_as_polled_and_rolled_up() {
+        let whole = snapshot(vec![
+            ("a", Spec::pending(1)),
+            ("b", Spec::pending(7)),
+            ("d", Spec::pending(2)),
+        ]);
+        let mut folding = whole.clone();
+        // A source that folded "a" and "d" itself hands them over as one part.
+        let mut sum = snapshot(vec![("a", Spec::pending(1)), ("d", Spec::pending(2))]);
+        roll_up(&mut sum, &BTreeSet::new());
+        folding.workspaces.remove("a");
+        folding.workspaces.remove("d");
+        folding.folded = Some(FoldedWorkspaces {
+            workspaces: 2,
+            data: sum.workspaces.remove(OTHER_WORKSPACES).expect("folded"),
+        });
+        assert_eq!(folding.polled_workspaces(), 3);
+        let exported = select_exported(&folding, 1, &BTreeSet::new()).expect("a ceiling");
+        assert_eq!(names(&exported), ["b"]);
+        assert_eq!(roll_up(&mut folding, &exported), 2);
+        assert!(folding.folded.is_none(), "the folded part is consumed");
+        let mut expected = whole;
+        roll_up(&mut expected, &exported);
+        assert_eq!(
+            folding, expected,
+            "the same __other__ as folding every workspace here"
+        );
     }
 
     #[test]

@@ -135,10 +135,11 @@ impl Ceiling {
         let rolled_up = match &self.exported {
             Some(exported) => roll_up(&mut snapshot, exported),
             // No ceiling: only what a source folded itself (none does without one).
-            None => {
+            None if snapshot.folded.is_some() => {
                 let all: BTreeSet<String> = snapshot.workspaces.keys().cloned().collect();
                 roll_up(&mut snapshot, &all)
             }
+            None => 0,
         };
         if let Some(total) = self.capped_total {
             snapshot.exporter.rollup = Some(RollupStats { polled, rolled_up });

@@ -343,6 +343,13 @@ pub struct Scope {
     pub session_id: Option<String>,
 }
 
+impl Scope {
+    /// Whether the scope applies to `workspace` (an empty list: to every workspace).
+    pub fn applies_to(&self, workspace: &str) -> bool {
+        self.workspaces.is_empty() || self.workspaces.iter().any(|name| name == workspace)
+    }
+}
+
 /// Logging.
 #[derive(Debug, Clone)]
 pub struct LogSettings {

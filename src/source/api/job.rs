@@ -167,7 +167,7 @@ async fn poll_status(
     let mut scopes = Vec::new();
     if status.is_ok() {
         for scope in &settings.scopes {
-            if !scope.workspaces.is_empty() && !scope.workspaces.contains(&name) {
+            if !scope.applies_to(&name) {
                 continue;
             }
             let filter = StatusFilter {

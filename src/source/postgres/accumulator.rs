@@ -18,7 +18,7 @@ use crate::honcho::types::{ItemCounts, QueueStatus, SessionStatus};
 use crate::snapshot::{StatusSummary, UnitDetail, WorkUnitAggregate, summarize_status};
 
 use super::mapping::{
-    CycleRow, MappingSettings, is_gated, key_peers, unix_seconds, zero_with_split,
+    CycleRow, MappingSettings, StateItems, is_gated, key_peers, unix_seconds, zero_with_split,
 };
 
 /// One workspace's result: what the API path would have stored after queue/status, the scopes
@@ -245,9 +245,10 @@ fn mark_applying(applying: &mut [bool], workspace: &str, settings: &MappingSetti
 
 /// Whether the scope at `index` applies to `workspace`.
 fn applies(settings: &MappingSettings, index: usize, workspace: &str) -> bool {
-    settings.scopes.get(index).is_some_and(|scope| {
-        scope.workspaces.is_empty() || scope.workspaces.iter().any(|name| name == workspace)
-    })
+    settings
+        .scopes
+        .get(index)
+        .is_some_and(|scope| scope.applies_to(workspace))
 }
 
 impl Fold {
@@ -255,7 +256,7 @@ impl Fold {
     fn add_workspace(
         &mut self,
         workspace: &str,
-        items: &super::mapping::StateItems,
+        items: &StateItems,
         sessions: u64,
         problems: u64,
         settings: &MappingSettings,
@@ -495,7 +496,6 @@ mod tests {
 
     use super::*;
     use crate::config::Scope;
-    use crate::source::postgres::mapping::StateItems;
 
     fn settings(flush: bool) -> MappingSettings {
         MappingSettings {

@@ -1000,35 +1000,33 @@ mod equivalence {
         );
     }
 
+    /// [`compare`] on its own runtime (proptest's cases are synchronous); nothing without a
+    /// PostgreSQL to run.
+    fn compare_on_a_runtime(seed: u64, ceiling: usize) {
+        if !ready() {
+            return;
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(compare(seed, ceiling));
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
 
         #[test]
         fn the_database_and_the_api_give_the_same_pinned_families(seed in any::<u64>()) {
-            if !ready() {
-                return Ok(());
-            }
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(compare(seed, 0));
+            compare_on_a_runtime(seed, 0);
         }
 
         /// Over the ceiling the query folds every workspace the ceiling cannot choose: what is
         /// exported is still exactly what the ceiling makes of every workspace's numbers.
         #[test]
         fn over_the_ceiling_the_database_folds_exactly_as_the_ceiling_does(seed in any::<u64>()) {
-            if !ready() {
-                return Ok(());
-            }
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(compare(seed, 1 + (seed % 2) as usize));
+            compare_on_a_runtime(seed, 1 + (seed % 2) as usize);
         }
     }
 }

@@ -225,15 +225,15 @@ fn full_entry<'a>(
     settings: &MappingSettings,
     workspace: &str,
 ) -> Option<&'a mut WorkspaceAccumulator> {
-    match fold {
-        None => workspaces.get_mut(workspace),
-        Some(fold) if fold.selected.contains(workspace) => Some(
-            workspaces
-                .entry(workspace.to_string())
-                .or_insert_with(|| WorkspaceAccumulator::new(workspace, settings)),
-        ),
-        Some(_) => None,
+    let creatable = fold.is_some_and(|fold| fold.selected.contains(workspace));
+    if creatable && !workspaces.contains_key(workspace) {
+        // The name is copied once, on the workspace's first row, not on every row.
+        workspaces.insert(
+            workspace.to_string(),
+            WorkspaceAccumulator::new(workspace, settings),
+        );
     }
+    workspaces.get_mut(workspace)
 }
 
 /// Marks the scopes that apply to `workspace`.
